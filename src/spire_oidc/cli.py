@@ -1,0 +1,199 @@
+"""The command line: SPIRE's flags (``-config``, ``-expandEnv``, ``-version``) with Go's flag
+semantics and exit codes, plus our subcommands (``validate``, ``demo``), recognised only as the
+first argument.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from spire_oidc import __version__
+from spire_oidc.errors import ConfigError, ProviderError
+from spire_oidc.goflag import Flag, FlagError, HelpRequested, defaults_text, parse
+
+SPIRE_FLAGS = [
+    Flag("config", "configuration file", "oidc-discovery-provider.conf"),
+    Flag("expandEnv", "expand environment variables in config file", False, is_bool=True),
+    Flag("version", "print version", False, is_bool=True),
+]
+VALIDATE_FLAGS = [
+    Flag("config", "configuration file", "oidc-discovery-provider.conf"),
+    Flag("expandEnv", "expand environment variables in config file", False, is_bool=True),
+    Flag("json", "print the effective configuration as JSON", False, is_bool=True),
+]
+DEMO_FLAGS = [
+    Flag("dir", "directory for the demo key, bundle and config", "./demo"),
+    Flag("addr", "listen address written into a new demo config", "127.0.0.1:8080"),
+    Flag("mint", "print a JWT-SVID signed by the demo key instead of serving", False, is_bool=True),
+    Flag("audience", "audience (aud) of the minted JWT-SVID", "demo"),
+    Flag("subject", "SPIFFE ID (sub) of the minted JWT-SVID", "spiffe://example.org/demo/workload"),
+    Flag("ttl", "lifetime of the minted JWT-SVID, in seconds", "300"),
+]
+COMMANDS_TEXT = """\
+Commands (only as the first argument):
+  validate [-config file] [-expandEnv] [-json]
+      check a configuration file (binds nothing, contacts nothing) and exit
+  demo [-dir dir] [-addr host:port] [-mint -audience aud]
+      serve a generated demo key on 127.0.0.1:8080, or mint a JWT-SVID signed by it
+"""
+
+
+def _prog() -> str:
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "oidc-discovery-provider"
+    if argv0.endswith("__main__.py"):
+        return "oidc-discovery-provider"
+    return argv0
+
+
+def usage(flags: list[Flag], prog: str, *, commands: bool = False) -> str:
+    text = f"Usage of {prog}:\n" + defaults_text(flags)
+    if commands:
+        text += COMMANDS_TEXT
+    return text
+
+
+def _parse_or_exit(
+    flags: list[Flag], args: list[str], prog: str, err: TextIO, *, commands: bool = False
+) -> tuple[dict[str, str | bool], list[str]] | int:
+    try:
+        return parse(flags, args)
+    except HelpRequested:
+        err.write(usage(flags, prog, commands=commands))
+        return 0
+    except FlagError as exc:
+        err.write(f"{exc}\n" + usage(flags, prog, commands=commands))
+        return 2
+
+
+def cmd_validate(args: list[str], out: TextIO, err: TextIO) -> int:
+    prog = f"{_prog()} validate"
+    parsed = _parse_or_exit(VALIDATE_FLAGS, args, prog, err)
+    if isinstance(parsed, int):
+        return parsed
+    values, rest = parsed
+    if rest:
+        err.write(f"Error: unexpected arguments: [{' '.join(rest)}]\n")
+        err.write(usage(VALIDATE_FLAGS, prog))
+        return 1
+    from spire_oidc.config import effective_config, load_config
+
+    try:
+        cfg = load_config(
+            str(values["config"]), expand_env=bool(values["expandEnv"]), environ=os.environ
+        )
+    except ConfigError as exc:
+        err.write(exc.describe() + "\n")
+        return 1
+    for warning in cfg.warnings:
+        err.write(f"warning: {warning}\n")
+    if values["json"]:
+        out.write(json.dumps(effective_config(cfg), indent=2) + "\n")
+    else:
+        out.write("configuration is valid\n")
+    return 0
+
+
+def cmd_demo(args: list[str], out: TextIO, err: TextIO) -> int:
+    prog = f"{_prog()} demo"
+    parsed = _parse_or_exit(DEMO_FLAGS, args, prog, err)
+    if isinstance(parsed, int):
+        return parsed
+    values, rest = parsed
+    if rest:
+        err.write(f"Error: unexpected arguments: [{' '.join(rest)}]\n")
+        err.write(usage(DEMO_FLAGS, prog))
+        return 1
+    from spire_oidc import demo
+
+    directory = str(values["dir"])
+    if values["mint"]:
+        files = demo.demo_files(directory)
+        if not files.key.exists():
+            err.write(f"no demo key in {files.directory}: run `{_prog()} demo` first\n")
+            return 1
+        try:
+            ttl = int(str(values["ttl"]))
+        except ValueError:
+            err.write(f'invalid value "{values["ttl"]}" for flag -ttl: not a number of seconds\n')
+            return 2
+        out.write(
+            demo.mint(
+                files, audience=str(values["audience"]), subject=str(values["subject"]), ttl=ttl
+            )
+            + "\n"
+        )
+        return 0
+    files, created = demo.ensure_demo(directory, addr=str(values["addr"]))
+    try:
+        issuer = demo.demo_issuer(files)
+    except ConfigError as exc:
+        err.write(exc.describe() + "\n")
+        return 1
+    out.write(
+        ("Created" if created else "Using")
+        + f" the demo in {files.directory} (key, SPIFFE bundle, config).\n"
+        f"  discovery: {issuer}/.well-known/openid-configuration\n"
+        f"  keys:      {issuer}/keys\n"
+        f"Mint a JWT-SVID signed by the demo key (in another terminal):\n"
+        f"  {_prog()} demo -dir {directory} -mint -audience AUD\n"
+        f"Stop with Ctrl-C.\n"
+    )
+    out.flush()
+    return serve(str(files.config), expand=False, err=err)
+
+
+def serve(config_path: str, *, expand: bool, err: TextIO) -> int:
+    """Load, set up logging, run until a signal; errors print one line and exit 1."""
+    import asyncio
+
+    from spire_oidc.config import load_config
+    from spire_oidc.logs import setup_logging
+
+    try:
+        cfg = load_config(config_path, expand_env=expand, environ=os.environ)
+    except ConfigError as exc:
+        err.write(exc.describe() + "\n")
+        return 1
+    try:
+        setup_logging(level=cfg.log_level, fmt=cfg.log_format, path=cfg.log_path)
+    except OSError as exc:
+        err.write(f"open {exc.filename or cfg.log_path}: {(exc.strerror or str(exc)).lower()}\n")
+        return 1
+    from spire_oidc.daemon import run
+
+    try:
+        return asyncio.run(run(cfg))
+    except ProviderError as exc:
+        err.write(f"{exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 0
+
+
+def main(
+    argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "validate":
+        return cmd_validate(args[1:], out, err)
+    if args and args[0] == "demo":
+        return cmd_demo(args[1:], out, err)
+    prog = _prog()
+    parsed = _parse_or_exit(SPIRE_FLAGS, args, prog, err, commands=True)
+    if isinstance(parsed, int):
+        return parsed
+    values, rest = parsed
+    if values["version"]:
+        out.write(f"{__version__}\n")
+        return 0
+    if rest:
+        err.write(f"Error: unexpected arguments: [{' '.join(rest)}]\n")
+        err.write(usage(SPIRE_FLAGS, prog, commands=True))
+        return 1
+    return serve(str(values["config"]), expand=bool(values["expandEnv"]), err=err)

@@ -1,0 +1,111 @@
+"""Binding the main and health listeners: TCP (plain or TLS) and unix sockets.
+
+Bind failures become :class:`StartupError` with Go-like wording
+(``listen tcp 127.0.0.1:8080: bind: address already in use``), so start-up stops with one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+import ssl
+import stat
+
+from aiohttp import web
+
+from spire_oidc.errors import StartupError
+
+
+def parse_tcp_addr(addr: str) -> tuple[str | None, int]:
+    """Split a Go ``net.Listen("tcp", addr)`` address; an empty host means every interface."""
+    i = addr.rfind(":")
+    if i < 0:
+        raise StartupError(f"listen tcp: address {addr}: missing port in address")
+    host, port_s = addr[:i], addr[i + 1 :]
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise StartupError(f"listen tcp: address {addr}: too many colons in address")
+    if port_s.isdigit():
+        port = int(port_s)
+    else:
+        try:
+            port = socket.getservbyname(port_s, "tcp") if port_s else 0
+        except OSError as exc:
+            raise StartupError(f"listen tcp: lookup tcp/{port_s}: unknown port") from exc
+    if port > 65535:
+        raise StartupError(f"listen tcp: address {addr}: invalid port")
+    return (host or None), port
+
+
+def bind_tcp(addr: str, *, host: str | None = None, port: int | None = None) -> list[socket.socket]:
+    """Bind (and listen on) a TCP address; ``host=None`` is every interface, IPv4 and IPv6."""
+    if host is None and port is None:
+        host, port = parse_tcp_addr(addr)
+    assert port is not None
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise StartupError(f"listen tcp {addr}: lookup {host}: {exc.strerror}") from exc
+    seen: set[tuple[int, object]] = set()
+    socks: list[socket.socket] = []
+    try:
+        for family, stype, proto, _, sockaddr in infos:
+            if (family, sockaddr) in seen:
+                continue
+            seen.add((family, sockaddr))
+            sock = socket.socket(family, stype, proto)
+            socks.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(sockaddr)
+            except OSError as exc:
+                if exc.errno == errno.EADDRNOTAVAIL and family == socket.AF_INET6 and host is None:
+                    sock.close()
+                    socks.remove(sock)
+                    continue
+                raise StartupError(
+                    f"listen tcp {addr}: bind: {os.strerror(exc.errno or 0).lower()}"
+                ) from exc
+            sock.listen(1024)
+            sock.setblocking(False)
+    except BaseException:
+        for s in socks:
+            s.close()
+        raise
+    return socks
+
+
+def bind_unix(path: str) -> socket.socket:
+    """A unix listening socket at ``path`` (a stale file there is removed), mode 0777 as SPIRE."""
+    with contextlib.suppress(FileNotFoundError):
+        st = os.lstat(path)
+        if stat.S_ISDIR(st.st_mode):
+            raise StartupError(f"listen unix {path}: bind: address already in use (a directory)")
+        os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        os.chmod(path, 0o777)
+        sock.listen(1024)
+    except OSError as exc:
+        sock.close()
+        raise StartupError(f"listen unix {path}: bind: {exc.strerror}") from exc
+    sock.setblocking(False)
+    return sock
+
+
+async def start_sites(
+    runner: web.BaseRunner, socks: list[socket.socket], ssl_context: ssl.SSLContext | None = None
+) -> list[web.SockSite]:
+    """Serve ``runner`` on already-bound sockets."""
+    sites = []
+    for sock in socks:
+        site = web.SockSite(runner, sock, ssl_context=ssl_context)
+        await site.start()
+        sites.append(site)
+    return sites

@@ -1,0 +1,105 @@
+"""TLS for the main listener: server contexts and the ``serving_cert_file`` reloader.
+
+The reloader watches both files every ``file_sync_interval`` (spire-behavior.md §5.2). A new pair
+is validated on a scratch context before it goes live, so a bad pair is logged and the old one
+keeps being served; connections already open are never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import ssl
+import tempfile
+
+import structlog
+
+from spire_oidc.errors import StartupError
+
+log = structlog.get_logger(__name__)
+
+
+def server_context() -> ssl.SSLContext:
+    """A TLS 1.2+ server context with HTTP/1.1 ALPN (no HTTP/2: see docs/compatibility.md)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def _mtimes(*paths: str) -> tuple[int, ...] | None:
+    try:
+        return tuple(os.stat(p).st_mtime_ns for p in paths)
+    except OSError:
+        return None
+
+
+class CertFileReloader:
+    """Owns the main listener's context for ``serving_cert_file`` and reloads it on change."""
+
+    def __init__(self, cert_path: str, key_path: str, interval: float) -> None:
+        self._cert = cert_path
+        self._key = key_path
+        self._interval = interval
+        self._loaded_mtimes: tuple[int, ...] | None = None
+        self.context = server_context()
+        self.reloads = 0
+
+    def load_initial(self) -> None:
+        """Load the pair at start-up; failure is fatal (SPIRE: ``failed to load certificate``)."""
+        try:
+            self._load_into(self.context)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            raise StartupError(f"failed to load certificate: {_describe(exc)}") from exc
+
+    def _load_into(self, ctx: ssl.SSLContext) -> None:
+        """Snapshot both files, validate them on a scratch context, then load into ``ctx``."""
+        before = _mtimes(self._cert, self._key)
+        tmpdir = tempfile.mkdtemp(prefix="spire-oidc-tls-")
+        try:
+            cert_copy = os.path.join(tmpdir, "cert.pem")
+            key_copy = os.path.join(tmpdir, "key.pem")
+            shutil.copyfile(self._cert, cert_copy)
+            shutil.copyfile(self._key, key_copy)
+            server_context().load_cert_chain(cert_copy, key_copy)  # raises on a bad pair
+            ctx.load_cert_chain(cert_copy, key_copy)
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+        self._loaded_mtimes = before
+
+    def check_once(self) -> bool:
+        """Reload when either file changed since the last successful load; True if swapped."""
+        now = _mtimes(self._cert, self._key)
+        if now is None:
+            for p in (self._cert, self._key):
+                if not os.path.exists(p):
+                    log.error("certificate_file_missing", path=p)
+            return False
+        if now == self._loaded_mtimes:
+            return False
+        log.info("certificate_change_detected", cert_file_path=self._cert)
+        try:
+            self._load_into(self.context)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            log.error("certificate_reload_failed", error=_describe(exc), cert_file_path=self._cert)
+            return False
+        self.reloads += 1
+        log.info("certificate_reloaded", cert_file_path=self._cert, key_file_path=self._key)
+        return True
+
+    async def run(self) -> None:
+        log.info("certificate_watch_started", interval=self._interval)
+        try:
+            while True:
+                await asyncio.sleep(self._interval)
+                self.check_once()
+        finally:
+            log.info("certificate_watch_stopped")
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename:
+        return f"open {exc.filename}: {exc.strerror}"
+    return str(exc) or type(exc).__name__
