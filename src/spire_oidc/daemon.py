@@ -42,8 +42,9 @@ from spire_oidc.web import ProviderHandler, WebSettings
 log = structlog.get_logger("spire_oidc")
 
 SHUTDOWN_GRACE = 10.0
-# Go's http.Server in SPIRE has no idle timeout; we close idle keep-alive connections after this.
-KEEPALIVE_TIMEOUT = 75.0
+# SPIRE: ReadHeaderTimeout 10 s. aiohttp arms this timer when a connection opens and after each
+# response, so it bounds both the wait for a (complete) request head and keep-alive idleness.
+KEEPALIVE_TIMEOUT = 10.0
 
 INSECURE_WARNING = (
     "allow_insecure_scheme is enabled. JWKS keys will be served over HTTP. Only enable this when "
@@ -54,6 +55,8 @@ INSECURE_WARNING = (
 
 def make_source(cfg: SourceConfig, clock: Clock) -> Source:
     """Build the configured source; gRPC and SPIFFE are imported only when selected."""
+    # gRPC's C core otherwise prints its own info lines (e.g. on GOAWAY) to stderr.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     if isinstance(cfg, FileConfig):
         from spire_oidc.sources.file import FileSource
 
@@ -83,9 +86,13 @@ class Provider:
     health_addresses: list[str] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     reloader: CertFileReloader | None = None
+    stopped: bool = False
 
     async def stop(self) -> None:
         """Graceful shutdown: not ready, stop accepting, drain in-flight requests, stop tasks."""
+        if self.stopped:
+            return
+        self.stopped = True
         self.state.shutting_down = True
         log.info("shutdown_started", grace_seconds=SHUTDOWN_GRACE)
         await self.main_runner.cleanup()

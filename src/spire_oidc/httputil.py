@@ -5,7 +5,7 @@ They reproduce Go's ``http.ServeContent`` as SPIRE's ``/keys`` uses it, plus a s
 
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 
 from aiohttp import web
@@ -35,7 +35,7 @@ def parse_http_date(value: str) -> float | None:
     except (TypeError, ValueError, IndexError):
         return None
     if dt.tzinfo is None:  # asctime dates carry no zone; HTTP dates are always GMT
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
 
 

@@ -22,5 +22,4 @@ async def run_provider() -> AsyncIterator[object]:
 
     yield _start
     for provider in running:
-        if not provider.state.shutting_down:
-            await provider.stop()
+        await provider.stop()

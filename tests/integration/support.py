@@ -45,7 +45,7 @@ async def raw_http(
         reader, writer = await asyncio.open_connection(
             target[0], target[1], ssl=ssl_ctx, server_hostname=server_hostname
         )
-    head, sep, rest = request.partition(b"\r\n\r\n")
+    head, _sep, rest = request.partition(b"\r\n\r\n")
     if b"connection:" not in head.lower():
         head += b"\r\nConnection: close"
     writer.write(head + b"\r\n\r\n" + rest)
@@ -58,7 +58,7 @@ async def raw_http(
 def parse_response(data: bytes, *, head_only: bool = False) -> RawResponse:
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
-    version, status, *reason = lines[0].split(" ", 2)
+    _version, status, *reason = lines[0].split(" ", 2)
     headers = []
     for line in lines[1:]:
         k, _, v = line.partition(":")

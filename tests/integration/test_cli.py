@@ -21,9 +21,17 @@ pytestmark = pytest.mark.integration
 EXE = shutil.which("oidc-discovery-provider", path=str(Path(sys.executable).parent)) or ""
 
 
-def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [EXE, *args], capture_output=True, text=True, timeout=30, cwd=cwd, env=env, stdin=subprocess.DEVNULL
+        [EXE, *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -43,7 +51,11 @@ def test_version() -> None:
 
 def test_unexpected_arguments() -> None:
     """Positional arguments print SPIRE's error and usage on stderr and exit 1."""
-    for args in (["unexpected"], ["-config", "test.conf", "unexpected"], ["-config", "x", "validate"]):
+    for args in (
+        ["unexpected"],
+        ["-config", "test.conf", "unexpected"],
+        ["-config", "x", "validate"],
+    ):
         r = run(*args)
         assert r.returncode == 1
         assert f"Error: unexpected arguments: [{args[-1]}]" in r.stderr
@@ -113,7 +125,10 @@ def test_validate(tmp_path: Path) -> None:
     bad.write_text('domains = ["localhost"]\nfile { path = "x" }\n')
     r = run("validate", "-config", str(bad))
     assert r.returncode == 1
-    assert "either acme, serving_cert_file, insecure_addr or listen_socket_path must be configured" in r.stderr
+    assert (
+        "either acme, serving_cert_file, insecure_addr or listen_socket_path must be configured"
+        in r.stderr
+    )
 
 
 def _free_port() -> int:
@@ -128,7 +143,11 @@ def _http(port_or_sock: int | str, path: str, host: str = "localhost") -> tuple[
     else:
         s = socket.socket(socket.AF_UNIX)
         s.settimeout(5)
-        s.connect(port_or_sock)
+        try:
+            s.connect(port_or_sock)
+        except OSError:
+            s.close()
+            raise
     with s:
         s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
         data = b""
@@ -138,7 +157,9 @@ def _http(port_or_sock: int | str, path: str, host: str = "localhost") -> tuple[
     return int(head.split()[1]), body
 
 
-def _wait_http(target: int | str, proc: subprocess.Popen[str], path: str = "/keys") -> tuple[int, bytes]:
+def _wait_http(
+    target: int | str, proc: subprocess.Popen[str], path: str = "/keys"
+) -> tuple[int, bytes]:
     deadline = time.monotonic() + 15
     while True:
         if proc.poll() is not None:
@@ -159,14 +180,20 @@ def test_end_to_end_serve_and_sigterm(tmp_path: Path, mode: str) -> None:
     """The installed console script serves real requests (TCP or unix socket) and exits 0 on SIGTERM."""
     port = _free_port()
     sock = tmp_path / "odp.sock"
-    listener = f'insecure_addr = "127.0.0.1:{port}"' if mode == "tcp" else f'listen_socket_path = "{sock}"'
+    listener = (
+        f'insecure_addr = "127.0.0.1:{port}"' if mode == "tcp" else f'listen_socket_path = "{sock}"'
+    )
     conf = _write_config(
         tmp_path,
         f'domains = ["localhost"]\n{listener}\nlog_format = "json"\nlog_requests = true\n'
         'file {\n  path = "@BUNDLE@"\n  poll_interval = "1s"\n}\n',
     )
     proc = subprocess.Popen(
-        [EXE, "-config", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL
+        [EXE, "-config", str(conf)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
     )
     try:
         target: int | str = port if mode == "tcp" else str(sock)
@@ -190,7 +217,8 @@ def test_bind_failure_is_one_line_exit_1(tmp_path: Path) -> None:
         s.listen()
         port = s.getsockname()[1]
         conf = _write_config(
-            tmp_path, f'domains = ["localhost"]\ninsecure_addr = "127.0.0.1:{port}"\nfile {{ path = "@BUNDLE@" }}\n'
+            tmp_path,
+            f'domains = ["localhost"]\ninsecure_addr = "127.0.0.1:{port}"\nfile {{ path = "@BUNDLE@" }}\n',
         )
         r = run("-config", str(conf))
     assert r.returncode == 1
@@ -245,7 +273,7 @@ def test_demo_serves_and_minted_token_verifies(tmp_path: Path) -> None:
     )
     try:
         _wait_http(port, proc)
-        status, body = _http(port, "/.well-known/openid-configuration", host=f"localhost:{port}")
+        _status, body = _http(port, "/.well-known/openid-configuration", host=f"localhost:{port}")
         discovery = json.loads(body)
         assert discovery["issuer"] == f"http://localhost:{port}"
         assert discovery["jwks_uri"] == f"http://localhost:{port}/keys"

@@ -86,7 +86,12 @@ async def test_absolute_form_request_line(run_provider: Start, bundle: Path) -> 
         ("domain.test:8080", "", 200, None),
         ("localhost", "X-Forwarded-Host: domain.test\r\n", 200, None),
         ("bad.domain.test", "", 400, 'domain "bad.domain.test" is not allowed\n'),
-        ("localhost", "X-Forwarded-Host: evil.test\r\n", 400, 'domain "evil.test" is not allowed\n'),
+        (
+            "localhost",
+            "X-Forwarded-Host: evil.test\r\n",
+            400,
+            'domain "evil.test" is not allowed\n',
+        ),
         ("LOCALHOST", "", 400, 'domain "LOCALHOST" must already be punycode encoded\n'),
         ("Localhost:8080", "", 400, 'domain "Localhost" must already be punycode encoded\n'),
         (
@@ -95,7 +100,12 @@ async def test_absolute_form_request_line(run_provider: Start, bundle: Path) -> 
             400,
             'domain "localhost, domain.test" is not a valid domain name: idna: disallowed rune U+002C\n',
         ),
-        ("[::1]:80", "", 400, 'domain "::1" is not a valid domain name: idna: disallowed rune U+003A\n'),
+        (
+            "[::1]:80",
+            "",
+            400,
+            'domain "::1" is not a valid domain name: idna: disallowed rune U+003A\n',
+        ),
         ("127.0.0.1", "", 400, 'domain "127.0.0.1" is not allowed\n'),
         ("localhost.", "", 400, 'domain "localhost." is not allowed\n'),
     ],
@@ -216,7 +226,9 @@ async def test_conditional_requests(run_provider: Start, bundle: Path) -> None:
     r = await raw_http(t, get("/keys", extra="If-None-Match: *\r\n"))
     assert r.status == 304
     # If-None-Match takes precedence: a non-matching ETag ignores a matching date.
-    r = await raw_http(t, get("/keys", extra=f'If-None-Match: "nope"\r\nIf-Modified-Since: {lm}\r\n'))
+    r = await raw_http(
+        t, get("/keys", extra=f'If-None-Match: "nope"\r\nIf-Modified-Since: {lm}\r\n')
+    )
     assert r.status == 200
     r = await raw_http(t, get("/keys", extra=f"If-Unmodified-Since: {earlier}\r\n"))
     assert (r.status, r.body) == (412, b"")
@@ -331,7 +343,9 @@ async def test_unix_socket_listener(run_provider: Start, bundle: Path, tmp_path:
     sock = tmp_path / "odp.sock"
     sock.write_text("stale")
     p = await run_provider(
-        file_config(bundle, insecure_addr="", listen_socket_path=str(sock), allow_insecure_scheme=True)
+        file_config(
+            bundle, insecure_addr="", listen_socket_path=str(sock), allow_insecure_scheme=True
+        )
     )
     await _loaded(p)
     assert stat.S_ISSOCK(os.stat(sock).st_mode)
@@ -360,3 +374,25 @@ async def test_bad_requests_do_not_crash(run_provider: Start, bundle: Path) -> N
         r = await raw_http(t, req)
         assert 400 <= r.status < 500
     assert (await raw_http(t, get("/keys"))).status == 200
+
+
+async def test_slow_request_head_is_cut(
+    run_provider: Start, bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection that never completes its request head is closed (SPIRE: 10 s header timeout)."""
+    import asyncio
+
+    from spire_oidc import daemon
+
+    monkeypatch.setattr(daemon, "KEEPALIVE_TIMEOUT", 0.3)
+    p = await run_provider(file_config(bundle))
+    await _loaded(p)
+    host, port = tcp_target(p)
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(b"GET /keys HTTP/1.1\r\nHost: local")
+    await writer.drain()
+    data = await asyncio.wait_for(reader.read(), 5)
+    assert data == b""  # closed without a response, like Go's ReadHeaderTimeout
+    writer.close()
+    # Other clients are served meanwhile and afterwards.
+    assert (await raw_http((host, port), get("/keys"))).status == 200

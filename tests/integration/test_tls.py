@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
+import warnings
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -38,7 +39,9 @@ def _client(ca: trustme.CA) -> ssl.SSLContext:
 
 
 async def _peer_cert(port: int, ctx: ssl.SSLContext) -> x509.Certificate:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname="localhost")
+    _reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=ctx, server_hostname="localhost"
+    )
     sslobj = writer.get_extra_info("ssl_object")
     der = sslobj.getpeercert(binary_form=True)
     writer.close()
@@ -71,7 +74,10 @@ async def test_https_serves_documents(run_provider: Start, bundle: Path, tmp_pat
     p = await run_provider(_tls_config(bundle, cert, key))
     port = int(p.addresses[0].rpartition(":")[2])
     r = await raw_http(
-        ("127.0.0.1", port), get("/.well-known/openid-configuration"), ssl_ctx=_client(ca), server_hostname="localhost"
+        ("127.0.0.1", port),
+        get("/.well-known/openid-configuration"),
+        ssl_ctx=_client(ca),
+        server_hostname="localhost",
     )
     assert r.status == 200 and b'"issuer": "https://localhost"' in r.body
 
@@ -83,8 +89,11 @@ async def test_tls_11_refused(run_provider: Start, bundle: Path, tmp_path: Path)
     p = await run_provider(_tls_config(bundle, cert, key))
     port = int(p.addresses[0].rpartition(":")[2])
     ctx = _client(ca)
-    ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
-    ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
     with pytest.raises((ssl.SSLError, ConnectionError)):
         await asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname="localhost")
 

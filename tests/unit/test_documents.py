@@ -67,7 +67,9 @@ def test_discovery_document_is_byte_identical_to_spire() -> None:
 
 def test_discovery_matches_spire_integration_expectation() -> None:
     """SPIRE's integration suite's expected document (compared as JSON, as its jq does)."""
-    expected = json.loads((spec_configs() / "spire-integration-expected-oidc-config.json").read_text())
+    expected = json.loads(
+        (spec_configs() / "spire-integration-expected-oidc-config.json").read_text()
+    )
     body = render_discovery("https://localhost", "https://localhost/keys")
     assert json.loads(body) == expected
 
@@ -90,7 +92,10 @@ def test_go_escaping_of_kids() -> None:
 
 def test_empty_arrays_and_nesting_like_go() -> None:
     """MarshalIndent formatting of nested values matches Go's."""
-    assert go_json({"a": [], "b": {}, "c": [1]}) == b'{\n  "a": [],\n  "b": {},\n  "c": [\n    1\n  ]\n}'
+    assert (
+        go_json({"a": [], "b": {}, "c": [1]})
+        == b'{\n  "a": [],\n  "b": {},\n  "c": [\n    1\n  ]\n}'
+    )
 
 
 def test_keys_keep_source_order() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
@@ -96,8 +98,10 @@ def test_malformed_jwks_are_rejected_with_kid(mutate: object, reason: str) -> No
 
 def test_x25519_is_not_a_signing_key() -> None:
     """OKP keys other than Ed25519 are skipped."""
-    raw = x25519.X25519PrivateKey.generate().public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    raw = (
+        x25519.X25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     )
     from spire_oidc.keys import b64url
 
@@ -136,8 +140,10 @@ def test_pkix_keys() -> None:
     with pytest.raises(KeyParseError) as err:
         key_from_pkix("k2", b"\x30\x03garbage")
     assert err.value.kid == "k2"
-    x = x25519.X25519PrivateKey.generate().public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    x = (
+        x25519.X25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     with pytest.raises(KeyParseError, match="unsupported"):
         key_from_pkix("k3", x)
@@ -170,7 +176,5 @@ def test_any_jwk_object_is_a_key_or_a_rejection(obj: dict[str, object]) -> None:
 @given(st.binary(max_size=200))
 def test_any_pkix_bytes_are_a_key_or_a_rejection(data: bytes) -> None:
     """Any bytes as a PKIX key parse or raise KeyParseError."""
-    try:
+    with contextlib.suppress(KeyParseError):
         key_from_pkix("k", data)
-    except KeyParseError:
-        pass

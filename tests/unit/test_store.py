@@ -59,7 +59,10 @@ def test_rotation_moves_last_modified_and_etag() -> None:
 def test_equal_keys_give_equal_etags_across_stores() -> None:
     """Replicas serving the same keys agree on the ETag (it is a hash of the bytes)."""
     ks = keyset("a")
-    s1, s2 = KeyStore(set_key_use=True, clock=FakeClock(1)), KeyStore(set_key_use=True, clock=FakeClock(2))
+    s1, s2 = (
+        KeyStore(set_key_use=True, clock=FakeClock(1)),
+        KeyStore(set_key_use=True, clock=FakeClock(2)),
+    )
     s1.publish(ks)
     s2.publish(ks)
     assert s1.current is not None and s2.current is not None

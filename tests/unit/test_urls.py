@@ -34,7 +34,11 @@ def plan(prefix: str = "", issuer: str = "", jwks: str = "") -> UrlPlan:
         ("http://domain.test", "http://domain.test", "http://domain.test/keys"),
         # Go url normalisation: scheme lower-cased, host case kept, path escaped once
         ("HTTPS://Issuer.Test/a b", "https://Issuer.Test/a%20b", "https://Issuer.Test/a%20b/keys"),
-        ("https://u:p@i.test/x/../y?q=1#f", "https://u:p@i.test/x/../y?q=1#f", "https://i.test/y/keys"),
+        (
+            "https://u:p@i.test/x/../y?q=1#f",
+            "https://u:p@i.test/x/../y?q=1#f",
+            "https://i.test/y/keys",
+        ),
         ("https://i.test/%7Eme", "https://i.test/~me", "https://i.test/~me/keys"),
     ],
 )
@@ -86,9 +90,19 @@ def test_advertised_jwks_uri_only(jwks: str) -> None:
             "https://d.test/some/issuer/path/issuer1/",
             "https://d.test/some/issuer/path/issuer1/keys",
         ),
-        ("/a//b/", "/a/b/.well-known/openid-configuration", "https://d.test/a//b/", "https://d.test/a/b/keys"),
+        (
+            "/a//b/",
+            "/a/b/.well-known/openid-configuration",
+            "https://d.test/a//b/",
+            "https://d.test/a/b/keys",
+        ),
         # SPIRE double-escapes this jwks_uri (a%2520b); we escape once.
-        ("/a b", "/a b/.well-known/openid-configuration", "https://d.test/a%20b", "https://d.test/a%20b/keys"),
+        (
+            "/a b",
+            "/a b/.well-known/openid-configuration",
+            "https://d.test/a%20b",
+            "https://d.test/a%20b/keys",
+        ),
     ],
 )
 def test_prefix(prefix: str, route: str, issuer: str, jwks: str) -> None:
