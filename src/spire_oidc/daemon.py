@@ -30,6 +30,7 @@ from spire_oidc.config import (
     SourceConfig,
     WorkloadAPIConfig,
 )
+from spire_oidc.domains import DomainError
 from spire_oidc.errors import StartupError
 from spire_oidc.health import HealthHandler, ProcessState
 from spire_oidc.listeners import bind_tcp, bind_unix, start_sites
@@ -133,16 +134,19 @@ async def start(config: Config, *, clock: Clock | None = None) -> Provider:
     state = ProcessState()
     store = KeyStore(set_key_use=config.set_key_use, clock=clock)
     source = make_source(config.source, clock)
-    handler = ProviderHandler(
-        WebSettings(
-            domains=config.domains,
-            allow_insecure_scheme=config.allow_insecure_scheme,
-            server_path_prefix=config.server_path_prefix,
-            jwt_issuer=config.jwt_issuer,
-            jwks_uri=config.jwks_uri,
-        ),
-        store,
-    )
+    try:
+        handler = ProviderHandler(
+            WebSettings(
+                domains=config.domains,
+                allow_insecure_scheme=config.allow_insecure_scheme,
+                server_path_prefix=config.server_path_prefix,
+                jwt_issuer=config.jwt_issuer,
+                jwks_uri=config.jwks_uri,
+            ),
+            store,
+        )
+    except DomainError as exc:  # config.py checks domains first; this is a safety net
+        raise StartupError(str(exc)) from exc
 
     # 1. Bind everything (nothing is served yet; a failure leaves nothing behind).
     main_socks: list[socket.socket] = []

@@ -44,7 +44,8 @@ def bind_tcp(addr: str, *, host: str | None = None, port: int | None = None) -> 
     """Bind (and listen on) a TCP address; ``host=None`` is every interface, IPv4 and IPv6."""
     if host is None and port is None:
         host, port = parse_tcp_addr(addr)
-    assert port is not None
+    if port is None or not 0 <= port <= 65535:
+        raise StartupError(f"listen tcp {addr}: invalid port {port}")
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:

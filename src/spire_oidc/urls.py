@@ -80,6 +80,8 @@ class UrlPlan:
     @classmethod
     def from_config(cls, *, prefix: str, jwt_issuer: str, jwks_uri: str) -> UrlPlan:
         base = prefix or "/"
+        if not base.startswith("/"):  # config.py normalises (with a warning); be safe anyway
+            base = "/" + base
         fixed_issuer = normalise_url(jwt_issuer) if jwt_issuer else None
         if jwks_uri:
             fixed_jwks: str | None = normalise_url(jwks_uri)

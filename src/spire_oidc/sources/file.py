@@ -45,6 +45,10 @@ def parse_bundle(data: bytes) -> KeySet:
     keys, rejected = parse_jwks(raw_keys, uses=_JWT_SVID)
     for err in rejected:
         log.warning("bundle_key_skipped", kid=err.kid, reason=err.reason)
+    if rejected and not keys:
+        # Not a revocation: the file meant to publish keys and none is usable (SPIRE rejects such
+        # a file too), so the last good key set stays in service.
+        raise SourceError(f"none of the {len(rejected)} JWT authorities in the bundle is usable")
     return KeySet(tuple(keys))
 
 
