@@ -14,7 +14,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from spire_oidc.documents import render_discovery
-from spire_oidc.domains import DomainAllowlist, DomainError
+from spire_oidc.domains import DomainAllowlist, DomainError, go_quote
 from spire_oidc.httputil import (
     RangeError,
     Response,
@@ -107,6 +107,11 @@ class ProviderHandler:
                 self._allow.check(split_host_port(host))
             except DomainError as err:
                 return text_response(400, str(err), CIMultiDict([ACAO]))
+            if not _port_ok(host):
+                # SPIRE would put any "port" text into the issuer (e.g. "localhost:1/evil").
+                return text_response(
+                    400, f"invalid port in host {go_quote(host)}", CIMultiDict([ACAO])
+                )
             body = render_discovery(
                 self._plan.issuer(scheme, host), self._plan.jwks_uri(scheme, host)
             )
@@ -164,6 +169,14 @@ class ProviderHandler:
                 501, "jwt not supported/enabled in this service", CIMultiDict([ACAO])
             )
         return serve_keys(request, current)
+
+
+def _port_ok(hostport: str) -> bool:
+    """The port after an allowed host must be decimal digits (or empty, as SPIRE allows)."""
+    if hostport.startswith("["):
+        return True  # IPv6 literals never pass the domain check
+    _, sep, port = hostport.rpartition(":")
+    return not sep or port == "" or (port.isascii() and port.isdigit())
 
 
 def _keys_headers(current: RenderedKeys) -> CIMultiDict[str]:

@@ -396,3 +396,16 @@ async def test_slow_request_head_is_cut(
     writer.close()
     # Other clients are served meanwhile and afterwards.
     assert (await raw_http((host, port), get("/keys"))).status == 200
+
+
+@pytest.mark.parametrize(
+    "forwarded", ["localhost:443/evil", "localhost:1?x", "domain.test:abc", "localhost:８０"]
+)
+async def test_non_numeric_port_refused(run_provider: Start, bundle: Path, forwarded: str) -> None:
+    """A listed host with a non-numeric port never reaches the issuer (SPIRE would embed it)."""
+    p = await run_provider(file_config(bundle))
+    r = await raw_http(
+        tcp_target(p),
+        get("/.well-known/openid-configuration", extra=f"X-Forwarded-Host: {forwarded}\r\n"),
+    )
+    assert r.status == 400 and r.body.startswith(b"invalid port in host ")
