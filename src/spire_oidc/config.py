@@ -22,6 +22,7 @@ details (and the few places where pyhcl cannot match hcl v1) are in :mod:`spire_
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -67,6 +68,7 @@ DEFAULT_FILE_SYNC_INTERVAL = 60.0
 DEFAULT_ACME_DIRECTORY_URL = "https://acme-v02.api.letsencrypt.org/directory"
 DEFAULT_ACME_CACHE_DIR = "./.acme-cache"
 DEFAULT_HEALTH_PORT = 8008
+DEFAULT_STATE_MAX_AGE = 24 * 3600.0
 DEFAULT_SERVING_ADDR = ":443"
 
 JWT_ISSUER_WARNING = (
@@ -141,6 +143,10 @@ class Config:
     jwt_issuer: str = ""
     jwks_uri: str = ""
     server_path_prefix: str = ""
+    # Ours (SPIRE ignores unknown keys): persisted last good keys, and proxy-header trust.
+    state_dir: str = ""  # "" = no persistence
+    state_max_age: float = DEFAULT_STATE_MAX_AGE
+    trusted_proxies: tuple[str, ...] | None = None  # None = trust every client (SPIRE)
     path: str = ""  # the file it was read from
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
@@ -211,6 +217,9 @@ _SCHEMA = (
     Field("jwt_issuer", _S),
     Field("jwks_uri", _S),
     Field("server_path_prefix", _S),
+    Field("state_dir", _S),
+    Field("state_max_age", _S),
+    Field("trusted_proxies", _L),
     # Removed from SPIRE, still found in real configs; decoded only when used.
     Field("domain", _RAW),
     Field("registration_api", _RAW),
@@ -327,6 +336,9 @@ def effective_config(cfg: Config) -> dict[str, object]:
         "jwt_issuer": cfg.jwt_issuer,
         "jwks_uri": cfg.jwks_uri,
         "server_path_prefix": cfg.server_path_prefix,
+        "state_dir": cfg.state_dir,
+        "state_max_age": _seconds(cfg.state_max_age),
+        "trusted_proxies": None if cfg.trusted_proxies is None else list(cfg.trusted_proxies),
     }
     if cfg.acme is not None:
         out["acme"] = {
@@ -553,9 +565,38 @@ class _Validator:
             jwt_issuer=root.text("jwt_issuer"),
             jwks_uri=root.text("jwks_uri"),
             server_path_prefix=self._prefix(),
+            state_dir=root.text("state_dir"),
+            state_max_age=self._state_max_age(),
+            trusted_proxies=self._trusted_proxies(),
             path=self.path,
             warnings=tuple(self.warnings),
         )
+
+    def _state_max_age(self) -> float:
+        raw = self.root.text("state_max_age")
+        try:
+            ns = parse_duration(raw) if raw else 0
+        except DurationError as exc:
+            raise self.error(f"invalid state_max_age: {exc}", self.root, "state_max_age") from None
+        return DEFAULT_STATE_MAX_AGE if ns <= 0 else ns / 1e9
+
+    def _trusted_proxies(self) -> tuple[str, ...] | None:
+        if not self.root.has("trusted_proxies"):
+            return None
+        entries = self.root.strings("trusted_proxies")
+        for entry in entries:
+            if entry == "unix":
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise self.error(
+                    f'trusted_proxies entry {go_quote(entry)} is not "unix", an IP address '
+                    "or a CIDR range",
+                    self.root,
+                    "trusted_proxies",
+                ) from None
+        return tuple(entries)
 
     def _domains(self) -> tuple[str, ...]:
         root = self.root

@@ -977,6 +977,9 @@ def test_effective_config_minimal() -> None:
         "jwt_issuer": "",
         "jwks_uri": "",
         "server_path_prefix": "",
+        "state_dir": "",
+        "state_max_age": 86400,
+        "trusted_proxies": None,
     }
     assert list(out) == list(effective_config(parse('log_level = "debug"\n')))
     json.dumps(out)
@@ -1017,6 +1020,9 @@ def test_effective_config_full() -> None:
         "jwt_issuer": "https://i.test",
         "jwks_uri": "https://i.test/jwks",
         "server_path_prefix": "/p",
+        "state_dir": "",
+        "state_max_age": 86400,
+        "trusted_proxies": None,
     }
 
 
@@ -1069,3 +1075,18 @@ def test_parse_go_int_syntax_errors(text: str) -> None:
     """Malformed integers are syntax errors, as in Go."""
     with pytest.raises(ValueError, match="invalid syntax"):
         parse_go_int(text)
+
+
+def test_state_and_proxy_keys() -> None:
+    """Our keys: state_dir, state_max_age (a Go duration) and trusted_proxies (unix, IPs, CIDRs)."""
+    cfg = parse(
+        'state_dir = "/var/lib/odp"\nstate_max_age = "1h30m"\n'
+        'trusted_proxies = ["unix", "10.0.0.0/8", "::1"]\n'
+    )
+    assert cfg.state_dir == "/var/lib/odp" and cfg.state_max_age == 5400
+    assert cfg.trusted_proxies == ("unix", "10.0.0.0/8", "::1")
+    assert parse("").trusted_proxies is None and parse("").state_max_age == 86400
+    with pytest.raises(ConfigError, match='invalid state_max_age: time: unknown unit "d"'):
+        parse('state_max_age = "1d"\n')
+    with pytest.raises(ConfigError, match='trusted_proxies entry "proxy.example" is not'):
+        parse('trusted_proxies = ["proxy.example"]\n')
