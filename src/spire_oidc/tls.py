@@ -1,17 +1,15 @@
 """TLS for the main listener: server contexts and the ``serving_cert_file`` reloader.
 
 The reloader watches both files every ``file_sync_interval`` (spire-behavior.md §5.2). A new pair
-is validated on a scratch context before it goes live, so a bad pair is logged and the old one
-keeps being served; connections already open are never touched.
+is loaded into a fresh context before it goes live, so a bad pair is logged and the old one keeps
+being served; connections already open are never touched.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import ssl
-import tempfile
 
 import structlog
 
@@ -20,10 +18,16 @@ from spire_oidc.errors import StartupError
 log = structlog.get_logger(__name__)
 
 
+# TLS 1.2 suites: forward secret (ECDHE) and AEAD only, as Mozilla's "intermediate" profile; the
+# CBC-mode suites OpenSSL would also offer are left out. TLS 1.3 suites are all AEAD and ECDHE.
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!PSK"
+
+
 def server_context() -> ssl.SSLContext:
     """A TLS 1.2+ server context with HTTP/1.1 ALPN (no HTTP/2: see docs/compatibility.md)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(TLS12_CIPHERS)
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx
@@ -37,36 +41,45 @@ def _mtimes(*paths: str) -> tuple[int, ...] | None:
 
 
 class CertFileReloader:
-    """Owns the main listener's context for ``serving_cert_file`` and reloads it on change."""
+    """Owns the main listener's context for ``serving_cert_file`` and reloads it on change.
+
+    The listener's context never changes; its SNI callback (which OpenSSL calls for every
+    ClientHello, with or without a server name) hands each new connection the context of the
+    last pair that loaded successfully. A reload builds a fresh context from the files, so a bad
+    pair fails before anything goes live, and no private key is ever copied anywhere.
+    """
 
     def __init__(self, cert_path: str, key_path: str, interval: float) -> None:
         self._cert = cert_path
         self._key = key_path
         self._interval = interval
         self._loaded_mtimes: tuple[int, ...] | None = None
+        self._current: ssl.SSLContext | None = None
         self.context = server_context()
+        self.context.sni_callback = self._select
         self.reloads = 0
 
+    def _select(self, sslobj: ssl.SSLObject, _name: str | None, _ctx: ssl.SSLContext) -> None:
+        current = self._current
+        if current is not None:
+            sslobj.context = current
+
     def load_initial(self) -> None:
-        """Load the pair at start-up; failure is fatal (SPIRE: ``failed to load certificate``)."""
+        """Load the pair (at start-up, or forced by SIGHUP); raises ``StartupError`` on failure
+        (SPIRE: ``failed to load certificate``), leaving the served pair unchanged."""
         try:
-            self._load_into(self.context)
+            self._load()
         except (OSError, ssl.SSLError, ValueError) as exc:
             raise StartupError(f"failed to load certificate: {_describe(exc)}") from exc
 
-    def _load_into(self, ctx: ssl.SSLContext) -> None:
-        """Snapshot both files, validate them on a scratch context, then load into ``ctx``."""
+    def _load(self) -> None:
         before = _mtimes(self._cert, self._key)
-        tmpdir = tempfile.mkdtemp(prefix="spire-oidc-tls-")
-        try:
-            cert_copy = os.path.join(tmpdir, "cert.pem")
-            key_copy = os.path.join(tmpdir, "key.pem")
-            shutil.copyfile(self._cert, cert_copy)
-            shutil.copyfile(self._key, key_copy)
-            server_context().load_cert_chain(cert_copy, key_copy)  # raises on a bad pair
-            ctx.load_cert_chain(cert_copy, key_copy)
-        finally:
-            shutil.rmtree(tmpdir, ignore_errors=True)
+        fresh = server_context()
+        fresh.load_cert_chain(self._cert, self._key)  # raises on a missing file or a bad pair
+        if self._current is None:
+            # The listener context also holds the first pair, should a client skip the callback.
+            self.context.load_cert_chain(self._cert, self._key)
+        self._current = fresh
         self._loaded_mtimes = before
 
     def check_once(self) -> bool:
@@ -81,7 +94,7 @@ class CertFileReloader:
             return False
         log.info("certificate_change_detected", cert_file_path=self._cert)
         try:
-            self._load_into(self.context)
+            self._load()
         except (OSError, ssl.SSLError, ValueError) as exc:
             log.error("certificate_reload_failed", error=_describe(exc), cert_file_path=self._cert)
             return False
