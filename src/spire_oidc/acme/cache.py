@@ -1,0 +1,158 @@
+"""The certificate cache, in Go autocert's ``DirCache`` layout (acme.md §5.2).
+
+So an existing SPIRE ``cache_dir`` is reused with no new order, and the other way round:
+
+* the directory is created with mode 0700; every file is 0600 and written atomically
+  (a temporary file in the same directory, then ``rename``);
+* ``acme_account+key``: the account key (PEM, SEC1 ``EC PRIVATE KEY``, P-256); the legacy name
+  ``acme_account.key`` is read when the current one is missing;
+* ``<domain>``: the certificate's private key followed by its chain, leaf first.
+
+The methods block (file I/O): call them from the ACME worker thread, not the event loop.
+``cache_dir = ""`` keeps everything in memory (:class:`MemoryCache`), as SPIRE does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from typing import Protocol
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+ACCOUNT_KEY = "acme_account+key"
+LEGACY_ACCOUNT_KEY = "acme_account.key"
+
+
+class CacheError(OSError):
+    """The cache could not be read or written (the manager logs it and carries on)."""
+
+
+class Cache(Protocol):
+    """Bytes by name."""
+
+    def get(self, name: str) -> bytes | None: ...
+
+    def put(self, name: str, data: bytes) -> None: ...
+
+    def delete(self, name: str) -> None: ...
+
+    def set_aside(self, name: str) -> str | None: ...
+
+    def describe(self) -> str: ...
+
+
+def _check_name(name: str) -> str:
+    if not name or "/" in name or name in (".", "..") or "\x00" in name:
+        raise CacheError(f"invalid cache entry name {name!r}")
+    return name
+
+
+class DirCache:
+    """Files in a directory, Go autocert's layout and modes."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self._checked = False
+
+    def describe(self) -> str:
+        return self.directory
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.directory, _check_name(name))
+
+    def get(self, name: str) -> bytes | None:
+        """The entry's bytes, or None when it does not exist."""
+        try:
+            with open(self._path(name), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise CacheError(f"read {self._path(name)}: {exc.strerror or exc}") from exc
+
+    def _ensure_dir(self) -> None:
+        try:
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            st = os.stat(self.directory)
+        except OSError as exc:
+            raise CacheError(f"mkdir {self.directory}: {exc.strerror or exc}") from exc
+        if not self._checked:
+            self._checked = True
+            if stat.S_IMODE(st.st_mode) & 0o077:
+                log.warning(
+                    "acme_cache_dir_permissive",
+                    cache_dir=self.directory,
+                    mode=oct(stat.S_IMODE(st.st_mode)),
+                    detail="the cache holds private keys; 0700 is expected",
+                )
+
+    def put(self, name: str, data: bytes) -> None:
+        """Write atomically: a 0600 temporary file in the directory, fsync, then rename."""
+        path = self._path(name)
+        self._ensure_dir()
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=name, dir=self.directory)
+        except OSError as exc:
+            raise CacheError(f"create temp file in {self.directory}: {exc.strerror}") from exc
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise CacheError(f"write {path}: {exc.strerror or exc}") from exc
+
+    def delete(self, name: str) -> None:
+        try:
+            os.unlink(self._path(name))
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise CacheError(f"remove {self._path(name)}: {exc.strerror}") from exc
+
+    def set_aside(self, name: str) -> str | None:
+        """Rename an unusable entry to ``<name>.invalid`` (kept for the operator); new name."""
+        src = self._path(name)
+        dst = src + ".invalid"
+        try:
+            os.replace(src, dst)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise CacheError(f"rename {src}: {exc.strerror}") from exc
+        return dst
+
+
+class MemoryCache:
+    """``cache_dir = ""``: nothing survives a restart (SPIRE's behaviour)."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, bytes] = {}
+
+    def describe(self) -> str:
+        return "memory"
+
+    def get(self, name: str) -> bytes | None:
+        return self._data.get(_check_name(name))
+
+    def put(self, name: str, data: bytes) -> None:
+        self._data[_check_name(name)] = data
+
+    def delete(self, name: str) -> None:
+        self._data.pop(_check_name(name), None)
+
+    def set_aside(self, name: str) -> str | None:
+        return None if self._data.pop(_check_name(name), None) is None else "(dropped)"
+
+
+def open_cache(cache_dir: str) -> Cache:
+    """The cache for the config's ``cache_dir`` (``""``: memory only)."""
+    return DirCache(cache_dir) if cache_dir else MemoryCache()

@@ -1,0 +1,225 @@
+"""One certificate order, driven from the event loop, each ACME request run in the worker.
+
+new order → for each pending authorization: install the challenge answer (tls-alpn-01
+certificate or http-01 token, on the event loop), tell the CA → poll the authorizations →
+finalize with the CSR → poll the order → download the chain. Polling starts at 25 ms and
+doubles to 2 s, or follows the CA's ``Retry-After`` (the library's own helpers sleep a fixed
+second: acme.md §2.3). Challenge answers are removed whatever happens, and after a failure the
+authorizations still pending are deactivated (best effort), as autocert does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import structlog
+from acme import challenges, messages
+
+from spire_oidc.acme.certs import (
+    CertEntry,
+    EntryError,
+    check_entry,
+    context_from_pem,
+    make_csr,
+    new_key,
+    parse_chain,
+)
+from spire_oidc.acme.http01 import Http01Handler
+from spire_oidc.acme.selector import CertificateTable
+from spire_oidc.acme.session import AcmeError, AcmeSession, problem_document
+from spire_oidc.acme.tlsalpn import ACME_TLS_ALPN, challenge_certificate
+from spire_oidc.acme.worker import Worker
+from spire_oidc.clock import Clock
+
+log = structlog.get_logger("spire_oidc.acme")
+
+TLS_ALPN_01 = "tls-alpn-01"
+HTTP_01 = "http-01"
+CHALLENGE_TYPES = (TLS_ALPN_01, HTTP_01)
+ORDER_TIMEOUT = 300.0
+_FIRST_POLL = 0.025
+_MAX_POLL = 2.0
+_MAX_RETRY_AFTER_POLL = 60.0
+
+
+@dataclass
+class Responders:
+    """Where challenge answers are installed (the TLS table, the http-01 handler)."""
+
+    table: CertificateTable
+    http01: Http01Handler | None
+    types: Sequence[str]  # preference order
+
+
+def _pause(attempt: int, retry_after: float | None) -> float:
+    if retry_after is not None:
+        return min(max(retry_after, 0.0), _MAX_RETRY_AFTER_POLL)
+    return min(_FIRST_POLL * 2.0**attempt, _MAX_POLL)
+
+
+class Order:
+    """Obtains one certificate for one name."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        session: AcmeSession,
+        worker: Worker,
+        responders: Responders,
+        clock: Clock,
+    ) -> None:
+        self.name = name
+        self._session = session
+        self._worker = worker
+        self._responders = responders
+        self._clock = clock
+        self._installed: list[tuple[str, str]] = []  # (type, token)
+        self._authzs: dict[str, messages.AuthorizationResource] = {}
+
+    async def run(self) -> CertEntry:
+        """The new certificate (checked: key, name, validity); raises :class:`AcmeError`."""
+        try:
+            async with asyncio.timeout(ORDER_TIMEOUT):
+                return await self._run()
+        except TimeoutError as exc:
+            raise AcmeError(
+                f"{self.name}: the order did not complete within {ORDER_TIMEOUT:.0f}s",
+                transient=True,
+            ) from exc
+        except Exception:
+            await self._deactivate_pending()
+            raise
+        finally:
+            self._remove_answers()
+
+    async def _run(self) -> CertEntry:
+        session, call = self._session, self._worker.call
+        key = new_key()
+        csr = make_csr(self.name, key)
+        orderr = await call(partial(session.new_order, csr))
+        self._authzs = {a.uri: a for a in orderr.authorizations}
+        log.info("acme_order_created", name=self.name, order=orderr.uri)
+        for authzr in orderr.authorizations:
+            if authzr.body.status == messages.STATUS_VALID:
+                continue  # the CA reused an earlier authorization
+            challb = self._pick(authzr)
+            self._install(challb)
+            await call(partial(session.answer, challb, challb.chall.response(session.jwk)))
+        for authzr in orderr.authorizations:
+            await self._await_valid(authzr)
+        order = await self._finalize(orderr)
+        chain_pem = await call(partial(session.download, str(order.certificate)))
+        try:
+            entry = CertEntry(key, parse_chain(chain_pem))
+            check_entry(entry, self.name, self._clock.now())
+        except EntryError as exc:
+            raise AcmeError(f"{self.name}: the CA returned an unusable certificate: {exc}") from exc
+        return entry
+
+    def _pick(self, authzr: messages.AuthorizationResource) -> messages.ChallengeBody:
+        offered = {c.chall.typ: c for c in authzr.body.challenges}
+        for typ in self._responders.types:
+            if typ == HTTP_01 and self._responders.http01 is None:
+                continue
+            if typ in offered:
+                return offered[typ]
+        raise AcmeError(
+            f"{self.name}: the CA offers none of the configured challenge types "
+            f"{list(self._responders.types)} (offered: {sorted(offered)})"
+        )
+
+    def _install(self, challb: messages.ChallengeBody) -> None:
+        chall = challb.chall
+        assert isinstance(chall, challenges.KeyAuthorizationChallenge)
+        key_authorization = chall.key_authorization(self._session.jwk)
+        if chall.typ == TLS_ALPN_01:
+            chain, key_pem = challenge_certificate(self.name, key_authorization)
+            ctx = context_from_pem(chain, key_pem, alpn=[ACME_TLS_ALPN])
+            self._responders.table.set_challenge(self.name, ctx)
+            self._installed.append((TLS_ALPN_01, self.name))
+        else:
+            http01 = self._responders.http01
+            assert http01 is not None
+            token = chall.encode("token")
+            http01.tokens[token] = key_authorization
+            self._installed.append((HTTP_01, token))
+        log.info("acme_challenge_ready", name=self.name, challenge=chall.typ)
+
+    def _remove_answers(self) -> None:
+        for typ, ident in self._installed:
+            if typ == TLS_ALPN_01:
+                self._responders.table.clear_challenge(ident)
+            elif self._responders.http01 is not None:
+                self._responders.http01.tokens.pop(ident, None)
+        self._installed.clear()
+
+    async def _await_valid(self, authzr: messages.AuthorizationResource) -> None:
+        attempt = 0
+        while True:
+            authzr, retry_after = await self._worker.call(
+                partial(self._session.poll_authorization, authzr)
+            )
+            self._authzs[authzr.uri] = authzr
+            status = authzr.body.status
+            if status == messages.STATUS_VALID:
+                return
+            if status != messages.STATUS_PENDING:
+                raise self._authz_failure(authzr)
+            await asyncio.sleep(_pause(attempt, retry_after))
+            attempt += 1
+
+    def _authz_failure(self, authzr: messages.AuthorizationResource) -> AcmeError:
+        for challb in authzr.body.challenges:
+            if challb.error is not None:
+                err = challb.error
+                detail = f"{err.typ}: {err.detail}" if err.detail else str(err.typ)
+                return AcmeError(
+                    f"{self.name}: {challb.chall.typ} validation failed: {detail}",
+                    problem=problem_document(err),
+                )
+        return AcmeError(f"{self.name}: the authorization is {authzr.body.status}")
+
+    async def _try_finalize(self, orderr: messages.OrderResource) -> messages.Order | None:
+        """Send the CSR; None when the CA says the order is not ready yet."""
+        try:
+            return await self._worker.call(partial(self._session.finalize, orderr))
+        except AcmeError as exc:
+            if exc.problem and str(exc.problem.get("type", "")).endswith(":orderNotReady"):
+                return None
+            raise
+
+    async def _finalize(self, orderr: messages.OrderResource) -> messages.Order:
+        order = await self._try_finalize(orderr)
+        retry_after: float | None = None
+        attempt = 0
+        while True:
+            if order is not None:
+                if order.status == messages.STATUS_VALID and order.certificate:
+                    return order
+                if order.status == messages.STATUS_INVALID:
+                    err = order.error
+                    raise AcmeError(
+                        f"{self.name}: the order is invalid"
+                        + (f": {err.typ}: {err.detail or ''}" if err is not None else ""),
+                        problem=problem_document(err) if err is not None else None,
+                    )
+            await asyncio.sleep(_pause(attempt, retry_after))
+            attempt += 1
+            polled, retry_after = await self._worker.call(partial(self._session.poll_order, orderr))
+            order = polled
+            if polled.status == messages.STATUS_READY:  # the CA still waits for the CSR
+                order = await self._try_finalize(orderr)
+
+    async def _deactivate_pending(self) -> None:
+        for authzr in self._authzs.values():
+            if authzr.body.status != messages.STATUS_PENDING:
+                continue
+            with contextlib.suppress(AcmeError, TimeoutError, RuntimeError):
+                await asyncio.wait_for(
+                    self._worker.call(partial(self._session.deactivate, authzr)), 10.0
+                )

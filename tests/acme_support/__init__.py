@@ -1,0 +1,1 @@
+"""Helpers for the ACME tests: Debian's Pebble on loopback and a loopback DNS responder."""
