@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh dev
+scripts/install-node-deps.sh  # Node relying-party libraries for tests/interop
+scripts/install-systemd-tools.sh  # systemd-analyze for tests/integration/test_packaging.py
+scripts/install-pebble.sh  # Debian's pebble ACME server for tests/integration/test_acme_*.py
+scripts/install-sslyze.sh  # the sslyze TLS scanner (own venv) for test_tls_safety.py
 export PATH="$PWD/.venv/bin:$PATH"
 echo "== ruff"
 ruff check src tests scripts bench

@@ -39,6 +39,8 @@ Commands (only as the first argument):
       check a configuration file (binds nothing, contacts nothing) and exit
   demo [-dir dir] [-addr host:port] [-mint -audience aud]
       serve a generated demo key on 127.0.0.1:8080, or mint a JWT-SVID signed by it
+  doctor ISSUER_URL [-ca file] [-token file] [-audience aud] [-profile name] [-json]
+      check a deployment against what each relying party requires (exit 0/1/2: pass/warn/fail)
 """
 
 
@@ -148,8 +150,6 @@ def cmd_demo(args: list[str], out: TextIO, err: TextIO) -> int:
 
 def serve(config_path: str, *, expand: bool, err: TextIO) -> int:
     """Load, set up logging, run until a signal; errors print one line and exit 1."""
-    import asyncio
-
     from spire_oidc.config import load_config
     from spire_oidc.logs import setup_logging
 
@@ -163,10 +163,10 @@ def serve(config_path: str, *, expand: bool, err: TextIO) -> int:
     except OSError as exc:
         err.write(f"open {exc.filename or cfg.log_path}: {(exc.strerror or str(exc)).lower()}\n")
         return 1
-    from spire_oidc.daemon import run
+    from spire_oidc.daemon import run_blocking
 
     try:
-        return asyncio.run(run(cfg))
+        return run_blocking(cfg)
     except ProviderError as exc:
         err.write(f"{exc}\n")
         return 1
@@ -184,6 +184,10 @@ def main(
         return cmd_validate(args[1:], out, err)
     if args and args[0] == "demo":
         return cmd_demo(args[1:], out, err)
+    if args and args[0] == "doctor":
+        from spire_oidc.doctor.command import run as cmd_doctor
+
+        return cmd_doctor(args[1:], out, err, prog=_prog())
     prog = _prog()
     parsed = _parse_or_exit(SPIRE_FLAGS, args, prog, err, commands=True)
     if isinstance(parsed, int):

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from spire_oidc.domains import DomainError, go_quote, to_domain_key, trust_domain_error
 from spire_oidc.errors import ConfigError
@@ -51,6 +52,7 @@ from spire_oidc.hcl_decode import (
 __all__ = [
     "AcmeConfig",
     "Config",
+    "DiscoveryDocumentConfig",
     "FileConfig",
     "HealthChecksConfig",
     "ServerAPIConfig",
@@ -67,7 +69,11 @@ DEFAULT_POLL_INTERVAL = 10.0
 DEFAULT_FILE_SYNC_INTERVAL = 60.0
 DEFAULT_ACME_DIRECTORY_URL = "https://acme-v02.api.letsencrypt.org/directory"
 DEFAULT_ACME_CACHE_DIR = "./.acme-cache"
+DEFAULT_ACME_ADDR = ":443"  # SPIRE's fixed ACME port
+DEFAULT_ACME_HTTP_ADDR = ":80"
+ACME_CHALLENGE_TYPES = ("tls-alpn-01", "http-01")
 DEFAULT_HEALTH_PORT = 8008
+METRICS_PATH = "/metrics"  # health_checks.metrics serves here
 DEFAULT_STATE_MAX_AGE = 24 * 3600.0
 DEFAULT_SERVING_ADDR = ":443"
 
@@ -83,6 +89,17 @@ class AcmeConfig:
     email: str = ""
     tos_accepted: bool = False
     cache_dir: str = DEFAULT_ACME_CACHE_DIR  # "" disables the cache (SPIRE)
+    # Beyond SPIRE (docs/acme.md); SPIRE ignores these keys.
+    addr: str = DEFAULT_ACME_ADDR  # the TLS listener (tls-alpn-01 too), as written
+    host: str = ""  # "" = all interfaces
+    port: int = 443
+    challenges: tuple[str, ...] = ("tls-alpn-01",)  # preference order
+    http_addr: str = DEFAULT_ACME_HTTP_ADDR  # the http-01 listener, bound only for http-01
+    http_host: str = ""
+    http_port: int = 80
+    ca_bundle_path: str = ""  # extra roots trusted for the ACME server's HTTPS
+    eab_key_id: str = ""
+    eab_hmac_key: str = field(default="", repr=False)  # base64url; a secret
 
 
 @dataclass(frozen=True)
@@ -120,6 +137,20 @@ class HealthChecksConfig:
     bind_port: int = DEFAULT_HEALTH_PORT
     ready_path: str = "/ready"
     live_path: str = "/live"
+    # Ours (docs/configuration.md). Not "bind_address": SPIRE ignores that key here, and configs
+    # copied from SPIRE's server/agent carry it, so honouring it would change their meaning.
+    bind_host: str = ""  # "" = every interface, IPv4 and IPv6 (SPIRE)
+    metrics: bool = False  # Prometheus exposition at /metrics on this listener
+
+
+@dataclass(frozen=True)
+class DiscoveryDocumentConfig:
+    """Ours: spec-clean discovery document variants (docs/relying-parties.md). Defaults = SPIRE."""
+
+    authorization_endpoint: str = ""  # "" = SPIRE's empty string
+    omit_authorization_endpoint: bool = False
+    signing_algs_from_keys: bool = False
+    claims_supported: tuple[str, ...] | None = None  # None = not emitted
 
 
 SourceConfig = ServerAPIConfig | WorkloadAPIConfig | FileConfig
@@ -147,6 +178,7 @@ class Config:
     state_dir: str = ""  # "" = no persistence
     state_max_age: float = DEFAULT_STATE_MAX_AGE
     trusted_proxies: tuple[str, ...] | None = None  # None = trust every client (SPIRE)
+    discovery_document: DiscoveryDocumentConfig = field(default_factory=DiscoveryDocumentConfig)
     path: str = ""  # the file it was read from
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
@@ -184,6 +216,11 @@ _SCHEMA = (
             Field("email", _S),
             Field("tos_accepted", _B),
             Field("cache_dir", _S),
+            Field("addr", _S),
+            Field("challenges", _L),
+            Field("http_addr", _S),
+            Field("ca_bundle_path", _S),
+            Field("eab", _BLK, (Field("key_id", _S), Field("hmac_key", _S))),
         ),
     ),
     Field(
@@ -211,7 +248,13 @@ _SCHEMA = (
     Field(
         "health_checks",
         _BLK,
-        (Field("bind_port", _I), Field("live_path", _S), Field("ready_path", _S)),
+        (
+            Field("bind_port", _I),
+            Field("live_path", _S),
+            Field("ready_path", _S),
+            Field("bind_host", _S),
+            Field("metrics", _B),
+        ),
     ),
     Field("experimental", _BLK, (Field("listen_named_pipe_name", _S),)),
     Field("jwt_issuer", _S),
@@ -220,6 +263,16 @@ _SCHEMA = (
     Field("state_dir", _S),
     Field("state_max_age", _S),
     Field("trusted_proxies", _L),
+    Field(
+        "discovery_document",
+        _BLK,
+        (
+            Field("authorization_endpoint", _S),
+            Field("omit_authorization_endpoint", _B),
+            Field("signing_algs_from_keys", _B),
+            Field("claims_supported", _L),
+        ),
+    ),
     # Removed from SPIRE, still found in real configs; decoded only when used.
     Field("domain", _RAW),
     Field("registration_api", _RAW),
@@ -237,8 +290,8 @@ _LOG_LEVELS = {
 }
 _LOG_FORMATS = {"": "", "TEXT": "text", "JSON": "json"}
 
-# Dotted effective_config keys whose values must never be shown (none today).
-_SECRET_FIELDS: frozenset[str] = frozenset()
+# Dotted effective_config keys whose values must never be shown.
+_SECRET_FIELDS: frozenset[str] = frozenset({"acme.eab.hmac_key"})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -339,6 +392,16 @@ def effective_config(cfg: Config) -> dict[str, object]:
         "state_dir": cfg.state_dir,
         "state_max_age": _seconds(cfg.state_max_age),
         "trusted_proxies": None if cfg.trusted_proxies is None else list(cfg.trusted_proxies),
+        "discovery_document": {
+            "authorization_endpoint": cfg.discovery_document.authorization_endpoint,
+            "omit_authorization_endpoint": cfg.discovery_document.omit_authorization_endpoint,
+            "signing_algs_from_keys": cfg.discovery_document.signing_algs_from_keys,
+            "claims_supported": (
+                None
+                if cfg.discovery_document.claims_supported is None
+                else list(cfg.discovery_document.claims_supported)
+            ),
+        },
     }
     if cfg.acme is not None:
         out["acme"] = {
@@ -346,6 +409,15 @@ def effective_config(cfg: Config) -> dict[str, object]:
             "email": cfg.acme.email,
             "tos_accepted": cfg.acme.tos_accepted,
             "cache_dir": cfg.acme.cache_dir,
+            "addr": cfg.acme.addr,
+            "challenges": list(cfg.acme.challenges),
+            "http_addr": cfg.acme.http_addr,
+            "ca_bundle_path": cfg.acme.ca_bundle_path,
+            "eab": (
+                {"key_id": cfg.acme.eab_key_id, "hmac_key": cfg.acme.eab_hmac_key}
+                if cfg.acme.eab_key_id
+                else None
+            ),
         }
     if cfg.serving_cert_file is not None:
         scf = cfg.serving_cert_file
@@ -370,8 +442,18 @@ def effective_config(cfg: Config) -> dict[str, object]:
             "bind_port": cfg.health_checks.bind_port,
             "ready_path": cfg.health_checks.ready_path,
             "live_path": cfg.health_checks.live_path,
+            "bind_host": cfg.health_checks.bind_host,
+            "metrics": cfg.health_checks.metrics,
         }
     return _redact(out, "")
+
+
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
+
+
+def _is_base64url(value: str) -> bool:
+    """Whether ``value`` is base64url (RFC 4648 §5; padding optional), as EAB keys are."""
+    return bool(_BASE64URL.fullmatch(value)) and len(value.rstrip("=")) % 4 != 1
 
 
 def _seconds(value: float) -> int | float:
@@ -454,11 +536,14 @@ class _Validator:
                     acme,
                     "tos_accepted",
                 )
-            acme_cfg = AcmeConfig(
-                directory_url=acme.text("directory_url") or DEFAULT_ACME_DIRECTORY_URL,
-                email=self.require(acme, "email", "acme"),
-                tos_accepted=True,
-                cache_dir=acme.text("cache_dir", DEFAULT_ACME_CACHE_DIR),
+            acme_cfg = self._acme_extensions(
+                acme,
+                AcmeConfig(
+                    directory_url=acme.text("directory_url") or DEFAULT_ACME_DIRECTORY_URL,
+                    email=self.require(acme, "email", "acme"),
+                    tos_accepted=True,
+                    cache_dir=acme.text("cache_dir", DEFAULT_ACME_CACHE_DIR),
+                ),
             )
         # 4. serving_cert_file
         serving = self._serving_cert_file()
@@ -493,6 +578,8 @@ class _Validator:
                 bind_port=port if port > 0 else DEFAULT_HEALTH_PORT,
                 ready_path=health.text("ready_path") or "/ready",
                 live_path=health.text("live_path") or "/live",
+                bind_host=health.text("bind_host"),
+                metrics=health.flag("metrics"),
             )
         # 9. validateOS
         self._listeners(acme is not None, serving is not None)
@@ -568,6 +655,7 @@ class _Validator:
             state_dir=root.text("state_dir"),
             state_max_age=self._state_max_age(),
             trusted_proxies=self._trusted_proxies(),
+            discovery_document=self._discovery_document(),
             path=self.path,
             warnings=tuple(self.warnings),
         )
@@ -579,6 +667,47 @@ class _Validator:
         except DurationError as exc:
             raise self.error(f"invalid state_max_age: {exc}", self.root, "state_max_age") from None
         return DEFAULT_STATE_MAX_AGE if ns <= 0 else ns / 1e9
+
+    def _discovery_document(self) -> DiscoveryDocumentConfig:
+        block = self.root.block("discovery_document")
+        if block is None:
+            return DiscoveryDocumentConfig()
+        where = "in the discovery_document configuration section"
+        endpoint = block.text("authorization_endpoint")
+        omit = block.flag("omit_authorization_endpoint")
+        if endpoint and omit:
+            raise self.error(
+                f"authorization_endpoint and omit_authorization_endpoint are mutually exclusive "
+                f"{where}",
+                block,
+                "authorization_endpoint",
+            )
+        if endpoint:
+            try:
+                scheme, host = parse_url(endpoint)
+            except GoURLError as exc:
+                scheme, host = "", str(exc)
+            if scheme != "https" or not host or " " in host:
+                raise self.error(
+                    f"authorization_endpoint must be an https URL {where}: {go_quote(endpoint)}",
+                    block,
+                    "authorization_endpoint",
+                )
+        claims: tuple[str, ...] | None = None
+        if block.has("claims_supported"):
+            claims = tuple(block.strings("claims_supported"))
+            if any(not c or c != c.strip() for c in claims):
+                raise self.error(
+                    f"claims_supported entries must be non-empty claim names {where}",
+                    block,
+                    "claims_supported",
+                )
+        return DiscoveryDocumentConfig(
+            authorization_endpoint=endpoint,
+            omit_authorization_endpoint=omit,
+            signing_algs_from_keys=block.flag("signing_algs_from_keys"),
+            claims_supported=claims,
+        )
 
     def _trusted_proxies(self) -> tuple[str, ...] | None:
         if not self.root.has("trusted_proxies"):
@@ -650,6 +779,62 @@ class _Validator:
             f"as server_api {{ address = {go_quote('unix:' + socket_path)} }}; rename it"
         )
         return section
+
+    def _acme_addr(self, acme: Section, name: str, default: str) -> tuple[str, str, int]:
+        addr = acme.text(name) or default
+        try:
+            host, port = resolve_tcp_addr(addr)
+        except GoAddrError as exc:
+            message = f"invalid {name} in the acme configuration section: {exc}"
+            raise self.error(message, acme, name) from None
+        return addr, host, port
+
+    def _acme_extensions(self, acme: Section, base: AcmeConfig) -> AcmeConfig:
+        """The acme keys beyond SPIRE's (docs/acme.md), checked after SPIRE's own."""
+        addr, host, port = self._acme_addr(acme, "addr", DEFAULT_ACME_ADDR)
+        challenges: tuple[str, ...] = ("tls-alpn-01",)
+        if acme.has("challenges"):
+            challenges = tuple(dict.fromkeys(acme.strings("challenges")))
+            if not challenges:
+                raise self.error(
+                    "challenges must name at least one challenge type in the acme "
+                    "configuration section",
+                    acme,
+                    "challenges",
+                )
+            for typ in challenges:
+                if typ not in ACME_CHALLENGE_TYPES:
+                    raise self.error(
+                        f"unsupported challenge type {go_quote(typ)} in the acme configuration "
+                        f"section (supported: {', '.join(ACME_CHALLENGE_TYPES)})",
+                        acme,
+                        "challenges",
+                    )
+        http_addr, http_host, http_port = self._acme_addr(acme, "http_addr", DEFAULT_ACME_HTTP_ADDR)
+        key_id = hmac_key = ""
+        eab = acme.block("eab")
+        if eab is not None:
+            key_id = self.require(eab, "key_id", "acme.eab")
+            hmac_key = self.require(eab, "hmac_key", "acme.eab")
+            if not _is_base64url(hmac_key):
+                raise self.error(
+                    "hmac_key must be base64url-encoded in the acme.eab configuration section",
+                    eab,
+                    "hmac_key",
+                )
+        return replace(
+            base,
+            addr=addr,
+            host=host,
+            port=port,
+            challenges=challenges,
+            http_addr=http_addr,
+            http_host=http_host,
+            http_port=http_port,
+            ca_bundle_path=acme.text("ca_bundle_path"),
+            eab_key_id=key_id,
+            eab_hmac_key=hmac_key,
+        )
 
     def _serving_cert_file(self) -> ServingCertFileConfig | None:
         scf = self.root.block("serving_cert_file")
@@ -762,6 +947,25 @@ class _Validator:
                 health,
                 "bind_port",
             )
+        if cfg.bind_host and cfg.bind_host != "localhost":
+            try:
+                ipaddress.ip_address(cfg.bind_host)
+            except ValueError:
+                raise self.error(
+                    f'bind_host must be an IP address or "localhost" {block}: '
+                    f"{go_quote(cfg.bind_host)}",
+                    health,
+                    "bind_host",
+                ) from None
+        if cfg.metrics:
+            for name, value in (("ready_path", cfg.ready_path), ("live_path", cfg.live_path)):
+                if value == METRICS_PATH:
+                    raise self.error(
+                        f"{name} must not be {go_quote(METRICS_PATH)} when metrics is enabled "
+                        f"{block}",
+                        health,
+                        name,
+                    )
 
     def _prefix(self) -> str:
         prefix = self.root.text("server_path_prefix")

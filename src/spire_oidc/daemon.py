@@ -12,33 +12,43 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import logging.handlers
 import os
 import signal
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import structlog
 from aiohttp import web
 
+from spire_oidc import persist
 from spire_oidc.clock import Clock, SystemClock
 from spire_oidc.config import (
+    METRICS_PATH,
     Config,
     FileConfig,
     ServerAPIConfig,
     SourceConfig,
     WorkloadAPIConfig,
 )
+from spire_oidc.documents import DiscoveryOptions
 from spire_oidc.domains import DomainError
 from spire_oidc.errors import StartupError
+from spire_oidc.fastpath import FastServer
 from spire_oidc.health import HealthHandler, ProcessState
 from spire_oidc.listeners import bind_tcp, bind_unix, start_sites
 from spire_oidc.logs import AccessLogger
+from spire_oidc.metrics import CertificateFile, EventMetrics, NullMetrics
 from spire_oidc.sources.base import Source
 from spire_oidc.store import KeyStore
 from spire_oidc.tls import CertFileReloader
 from spire_oidc.web import ProviderHandler, WebSettings
+
+if TYPE_CHECKING:
+    from spire_oidc.acme.service import AcmeService
 
 log = structlog.get_logger("spire_oidc")
 
@@ -52,6 +62,17 @@ INSECURE_WARNING = (
     "the network path to the provider is trusted end-to-end (for example, when TLS is terminated "
     "at a trusted reverse proxy or load balancer on a private network)"
 )
+
+
+def discovery_options(config: Config) -> DiscoveryOptions:
+    """The discovery document variant the config's ``discovery_document`` block asks for."""
+    dd = config.discovery_document
+    endpoint = None if dd.omit_authorization_endpoint else dd.authorization_endpoint
+    return DiscoveryOptions(
+        authorization_endpoint=endpoint,
+        signing_algs_from_keys=dd.signing_algs_from_keys,
+        claims_supported=dd.claims_supported,
+    )
 
 
 def make_source(cfg: SourceConfig, clock: Clock) -> Source:
@@ -87,7 +108,24 @@ class Provider:
     health_addresses: list[str] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     reloader: CertFileReloader | None = None
+    metrics: EventMetrics = field(default_factory=NullMetrics)
+    sighup_reloads: int = 0
+    acme: AcmeService | None = None
     stopped: bool = False
+
+    def reload(self) -> None:
+        """SIGHUP: reopen ``log_path`` (logrotate) and force a reload of the certificate files."""
+        reopened = reopen_log_files()
+        log.info("sighup_received", log_files_reopened=reopened)
+        if self.reloader is None:
+            return
+        try:
+            self.reloader.load_initial()  # validates the new pair before it goes live
+        except StartupError as exc:
+            log.error("certificate_reload_failed", error=str(exc), reason="sighup")
+            return
+        self.sighup_reloads += 1
+        log.info("certificate_reloaded", reason="sighup")
 
     async def stop(self) -> None:
         """Graceful shutdown: not ready, stop accepting, drain in-flight requests, stop tasks."""
@@ -102,12 +140,41 @@ class Provider:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.acme is not None:
+            await self.acme.stop()
         if self.health_runner is not None:
             await self.health_runner.cleanup()
         if self.config.listen_socket_path:
             with contextlib.suppress(OSError):
                 os.unlink(self.config.listen_socket_path)
         log.info("shutdown_complete")
+
+
+def reopen_log_files() -> list[str]:
+    """Reopen the root logger's files if they were moved away (logrotate); returns their paths."""
+    paths = []
+    for handler in logging.getLogger().handlers:
+        if not isinstance(handler, logging.FileHandler):
+            continue
+        paths.append(handler.baseFilename)
+        with contextlib.suppress(OSError):  # keep log_path's mode 0640 when the file is new
+            os.close(os.open(handler.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640))
+        if isinstance(handler, logging.handlers.WatchedFileHandler):
+            handler.reopenIfNeeded()
+        else:
+            old = handler.setStream(handler._open())
+            if old is not None:
+                old.close()
+    return paths
+
+
+def _health_bind(config: Config) -> list[socket.socket]:
+    """Bind the health (and metrics) listener on ``bind_host`` (default: every interface)."""
+    hc = config.health_checks
+    assert hc is not None
+    host = hc.bind_host
+    shown = f"[{host}]" if ":" in host else host
+    return bind_tcp(f"{shown}:{hc.bind_port}", host=host or None, port=hc.bind_port)
 
 
 def _sock_name(sock: socket.socket) -> str:
@@ -125,14 +192,14 @@ async def start(config: Config, *, clock: Clock | None = None) -> Provider:
         log.warning("config_warning", detail=warning)
     if config.allow_insecure_scheme:
         log.warning("insecure_scheme_allowed", detail=INSECURE_WARNING)
-    if config.acme is not None:
-        raise StartupError(
-            "the acme section is not supported by this build yet: use serving_cert_file, "
-            "insecure_addr or listen_socket_path"
-        )
-
     state = ProcessState()
+    acme_service: AcmeService | None = None
+    if config.acme is not None:  # the acme library is imported only in this mode
+        from spire_oidc.acme.service import AcmeService
+
+        acme_service = AcmeService(config.acme, config.domains, state=state, clock=clock)
     store = KeyStore(set_key_use=config.set_key_use, clock=clock)
+    restored_at = _restore_state(config, store, clock)
     source = make_source(config.source, clock)
     try:
         handler = ProviderHandler(
@@ -142,11 +209,27 @@ async def start(config: Config, *, clock: Clock | None = None) -> Provider:
                 server_path_prefix=config.server_path_prefix,
                 jwt_issuer=config.jwt_issuer,
                 jwks_uri=config.jwks_uri,
+                discovery=discovery_options(config),
             ),
             store,
         )
     except DomainError as exc:  # config.py checks domains first; this is a safety net
         raise StartupError(str(exc)) from exc
+    prom: ProviderMetrics | None = None
+    if config.health_checks is not None and config.health_checks.metrics:
+        from spire_oidc.metrics import ROUTE_DISCOVERY, ROUTE_KEYS, ProviderMetrics
+
+        prom = ProviderMetrics(
+            store=store,
+            clock=clock,
+            source_kind=source.kind,
+            poll_interval=source.poll_interval,
+            routes={
+                handler.plan.discovery_route: ROUTE_DISCOVERY,
+                handler.plan.keys_route: ROUTE_KEYS,
+            },
+        )
+    event_metrics: EventMetrics = prom if prom is not None else NullMetrics()
 
     # 1. Bind everything (nothing is served yet; a failure leaves nothing behind).
     main_socks: list[socket.socket] = []
@@ -166,13 +249,15 @@ async def start(config: Config, *, clock: Clock | None = None) -> Provider:
             reloader.load_initial()
             ssl_ctx = reloader.context
             main_socks = bind_tcp(scf.addr, host=scf.host or None, port=scf.port)
+        elif acme_service is not None:
+            main_socks = acme_service.bind()
         if config.health_checks is not None:
-            health_socks = bind_tcp(
-                f":{config.health_checks.bind_port}", host=None, port=config.health_checks.bind_port
-            )
+            health_socks = _health_bind(config)
     except BaseException:
         for s in main_socks + health_socks:
             s.close()
+        if acme_service is not None:
+            acme_service.close_unused()
         raise
 
     # 2. Serve.
@@ -183,10 +268,21 @@ async def start(config: Config, *, clock: Clock | None = None) -> Provider:
             "access_log_class": AccessLogger,
             "access_log": logging.getLogger("spire_oidc.access"),
         }
-    main_server = web.Server(handler, keepalive_timeout=KEEPALIVE_TIMEOUT, **access)  # type: ignore[arg-type]
+    if prom is not None:
+        # Request metrics ride on aiohttp's access-logger hook (called after each response).
+        access = {
+            "access_log_class": prom.access_logger_class(
+                AccessLogger if config.log_requests else None
+            ),
+            "access_log": logging.getLogger("spire_oidc.access"),
+        }
+    main_server = main_http_server(handler, access)
     main_runner = web.ServerRunner(main_server, shutdown_timeout=SHUTDOWN_GRACE)
     await main_runner.setup()
-    await start_sites(main_runner, main_socks, ssl_ctx)
+    if acme_service is not None:
+        await acme_service.serve(main_runner, main_socks)
+    else:
+        await start_sites(main_runner, main_socks, ssl_ctx)
     addresses = [_sock_name(s) for s in main_socks]
     if config.insecure_addr:
         log.warning("serving_http_insecure", address=config.insecure_addr, bound=addresses)
@@ -199,6 +295,8 @@ async def start(config: Config, *, clock: Clock | None = None) -> Provider:
             cert_file_path=config.serving_cert_file.cert_file_path,
             key_file_path=config.serving_cert_file.key_file_path,
         )
+    elif acme_service is not None:
+        log.info("serving_https_acme", address=addresses, names=list(acme_service.names))
 
     health_runner: web.ServerRunner | None = None
     health_addresses: list[str] = []
@@ -210,6 +308,7 @@ async def start(config: Config, *, clock: Clock | None = None) -> Provider:
             source_kind=source.kind,
             clock=clock,
             state=state,
+            metrics=prom,
         )
         health_runner = web.ServerRunner(web.Server(health, access_log=None), shutdown_timeout=1.0)
         await health_runner.setup()
@@ -220,6 +319,7 @@ async def start(config: Config, *, clock: Clock | None = None) -> Provider:
             address=health_addresses,
             ready_path=config.health_checks.ready_path,
             live_path=config.health_checks.live_path,
+            metrics_path=METRICS_PATH if prom is not None else None,
         )
 
     # 3. Upstream and background work.
@@ -233,13 +333,62 @@ async def start(config: Config, *, clock: Clock | None = None) -> Provider:
         addresses=addresses,
         health_addresses=health_addresses,
         reloader=reloader,
+        metrics=event_metrics,
+        acme=acme_service,
     )
+    if prom is not None and reloader is not None and config.serving_cert_file is not None:
+        watched = reloader
+        prom.watch_certificate_file(
+            CertificateFile(
+                config.serving_cert_file.cert_file_path,
+                generation=lambda: watched.reloads + provider.sighup_reloads,
+            )
+        )
     log.info("source_started", source=source.kind, poll_interval=source.poll_interval)
     provider.tasks.append(asyncio.create_task(_supervise(lambda: source.run(store), "source")))
+    if config.state_dir:
+        writer = persist.StateWriter(config.state_dir, now=clock.now)
+        store.add_listener(lambda r: writer.offer(r.keys, r.mod_time))
+        provider.tasks.append(asyncio.create_task(_supervise(writer.run, "state_writer")))
+    if restored_at is not None:
+        delay = max(0.0, restored_at + config.state_max_age - clock.now())
+        provider.tasks.append(asyncio.create_task(_expire_restored(store, delay)))
     if reloader is not None:
         cert_watch = reloader
         provider.tasks.append(asyncio.create_task(_supervise(cert_watch.run, "certificate_watch")))
+    if acme_service is not None:
+        await acme_service.start()
     return provider
+
+
+def main_http_server(handler: ProviderHandler, access: dict[str, object]) -> web.Server:
+    """The main listener's server: the fast path (fastpath.py) unless every request must pass
+    aiohttp's access-log hook (request logging or request metrics), then plain ``web.Server``."""
+    if access.get("access_log") is None:
+        return FastServer(handler, keepalive_timeout=KEEPALIVE_TIMEOUT, **access)
+    return web.Server(handler, keepalive_timeout=KEEPALIVE_TIMEOUT, **access)  # type: ignore[arg-type]
+
+
+def _restore_state(config: Config, store: KeyStore, clock: Clock) -> float | None:
+    """Serve the last good keys of an earlier run, if any; returns when they were saved."""
+    if not config.state_dir:
+        return None
+    saved = persist.load(config.state_dir, now=clock.now(), max_age=config.state_max_age)
+    if saved is None:
+        return None
+    store.restore(saved.keys, saved.mod_time)
+    log.warning(
+        "keys_restored_from_state",
+        kids=list(saved.keys.kids),
+        age_seconds=round(clock.now() - saved.saved_at),
+        detail="served until the source confirms or replaces them",
+    )
+    return saved.saved_at
+
+
+async def _expire_restored(store: KeyStore, delay: float) -> None:
+    await asyncio.sleep(delay)
+    store.expire_restored()
 
 
 async def _supervise(factory: Callable[[], Awaitable[None]], name: str) -> None:
@@ -257,6 +406,23 @@ async def _supervise(factory: Callable[[], Awaitable[None]], name: str) -> None:
         delay = min(delay * 2, 30.0)
 
 
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when uvloop is installed (the ``speed`` extra), else asyncio's default."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def run_blocking(config: Config) -> int:
+    """Run the provider to completion on the fastest available event loop (DESIGN decision 7)."""
+    factory = event_loop_factory()
+    with asyncio.Runner(loop_factory=factory) as runner:
+        log.info("event_loop", implementation="uvloop" if factory else "asyncio")
+        return runner.run(run(config))
+
+
 async def run(config: Config, *, stop: asyncio.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT (or ``stop`` is set); returns the process exit code."""
     stop = stop or asyncio.Event()
@@ -265,6 +431,8 @@ async def run(config: Config, *, stop: asyncio.Event | None = None) -> int:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     provider = await start(config)
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, provider.reload)
     await stop.wait()
     await provider.stop()
     return 0

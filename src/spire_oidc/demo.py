@@ -8,6 +8,7 @@ JWT-SVID with that key, so a token can be verified against the running provider 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -54,7 +55,11 @@ def demo_files(directory: str) -> DemoFiles:
 
 def _write_private(path: Path, data: bytes, mode: int) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    # A leftover temporary file keeps its own mode (and maybe someone else's open descriptor):
+    # remove it and create a fresh one with ``mode`` (O_EXCL also refuses a planted symlink).
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
     os.replace(tmp, path)

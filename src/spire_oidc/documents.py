@@ -8,8 +8,9 @@ go-jose's member order inside each JWK.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
-from spire_oidc.keys import KeySet, jwk_members
+from spire_oidc.keys import KeySet, algorithm, jwk_members
 
 # The three arrays are constants in SPIRE, independent of the keys actually served.
 RESPONSE_TYPES_SUPPORTED = ("id_token",)
@@ -32,15 +33,60 @@ def render_jwks(keys: KeySet, *, set_key_use: bool) -> bytes:
     return go_json({"keys": [jwk_members(k, set_key_use=set_key_use) for k in keys.keys]})
 
 
-def render_discovery(issuer: str, jwks_uri: str) -> bytes:
-    """The ``/.well-known/openid-configuration`` body, fields in SPIRE's order."""
-    return go_json(
-        {
-            "issuer": issuer,
-            "jwks_uri": jwks_uri,
-            "authorization_endpoint": "",
-            "response_types_supported": list(RESPONSE_TYPES_SUPPORTED),
-            "subject_types_supported": list(SUBJECT_TYPES_SUPPORTED),
-            "id_token_signing_alg_values_supported": list(ID_TOKEN_SIGNING_ALG_VALUES_SUPPORTED),
-        }
+# The order of derived alg values: SPIRE's three first, then what this provider adds.
+_ALG_ORDER = ("RS256", "ES256", "ES384", "ES512", "EdDSA")
+
+
+@dataclass(frozen=True)
+class DiscoveryOptions:
+    """Spec-clean variations of the discovery document (config ``discovery_document``).
+
+    The defaults give SPIRE's bytes. ``authorization_endpoint``: ``""`` is SPIRE's empty string,
+    ``None`` leaves the member out, anything else is emitted as given. ``signing_algs_from_keys``
+    lists the algorithms of the keys served instead of SPIRE's constant. ``claims_supported``
+    (``None``: not emitted) is appended after SPIRE's members.
+    """
+
+    authorization_endpoint: str | None = ""
+    signing_algs_from_keys: bool = False
+    claims_supported: tuple[str, ...] | None = None
+
+    @property
+    def depends_on_keys(self) -> bool:
+        return self.signing_algs_from_keys
+
+
+SPIRE_DISCOVERY = DiscoveryOptions()
+
+
+def signing_alg_values(keys: KeySet | None) -> tuple[str, ...]:
+    """The algorithms of ``keys`` in a fixed order; SPIRE's constant when none has one."""
+    algs = {algorithm(k.public_key)[0] for k in keys.keys} if keys is not None else set()
+    derived = tuple(a for a in _ALG_ORDER if a in algs)
+    return derived or ID_TOKEN_SIGNING_ALG_VALUES_SUPPORTED
+
+
+def render_discovery(
+    issuer: str,
+    jwks_uri: str,
+    options: DiscoveryOptions = SPIRE_DISCOVERY,
+    keys: KeySet | None = None,
+) -> bytes:
+    """The ``/.well-known/openid-configuration`` body, fields in SPIRE's order.
+
+    ``keys`` (the key set served now) matters only with ``options.signing_algs_from_keys``.
+    """
+    doc: dict[str, object] = {"issuer": issuer, "jwks_uri": jwks_uri}
+    if options.authorization_endpoint is not None:
+        doc["authorization_endpoint"] = options.authorization_endpoint
+    doc["response_types_supported"] = list(RESPONSE_TYPES_SUPPORTED)
+    doc["subject_types_supported"] = list(SUBJECT_TYPES_SUPPORTED)
+    algs = (
+        signing_alg_values(keys)
+        if options.signing_algs_from_keys
+        else ID_TOKEN_SIGNING_ALG_VALUES_SUPPORTED
     )
+    doc["id_token_signing_alg_values_supported"] = list(algs)
+    if options.claims_supported is not None:
+        doc["claims_supported"] = list(options.claims_supported)
+    return go_json(doc)

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from aiohttp import web
 from multidict import CIMultiDict
 
 from spire_oidc.clock import Clock
-from spire_oidc.config import HealthChecksConfig
+from spire_oidc.config import METRICS_PATH, HealthChecksConfig
 from spire_oidc.httputil import Response, text_response
 from spire_oidc.store import KeyStore
 
@@ -28,6 +29,12 @@ MIN_THRESHOLD = 180.0
 def freshness_threshold(poll_interval: float) -> float:
     """How old the last successful fetch may be for ``ready``: ``max(3 min, 5 × poll_interval)``."""
     return max(MIN_THRESHOLD, 5 * poll_interval)
+
+
+class MetricsExposition(Protocol):
+    """Renders the Prometheus exposition for ``/metrics`` (:mod:`spire_oidc.metrics`)."""
+
+    def render(self, accept: str) -> tuple[bytes, str]: ...
 
 
 @dataclass
@@ -50,8 +57,10 @@ class HealthHandler:
         source_kind: str,
         clock: Clock,
         state: ProcessState,
+        metrics: MetricsExposition | None = None,
     ) -> None:
         self._config = config
+        self._metrics = metrics
         self._store = store
         self._threshold = freshness_threshold(poll_interval)
         self._source_kind = source_kind
@@ -69,6 +78,10 @@ class HealthHandler:
             reasons.append("shutting down")
         if current is None:
             reasons.append("no key set has been loaded yet")
+        elif self._store.restored:
+            reasons.append(
+                "serving keys restored from state_dir; the source has not confirmed them"
+            )
         if age is None:
             reasons.append(f"the {self._source_kind} source has not succeeded yet")
         elif age >= self._threshold:
@@ -102,6 +115,11 @@ class HealthHandler:
         elif path == self._config.live_path:
             ok = True
             facts = {"live": True, "shutting_down": self._state.shutting_down}
+        elif path == METRICS_PATH and self._metrics is not None:
+            if request.method not in ("GET", "HEAD"):
+                return text_response(405, "method not allowed")
+            body, content_type = self._metrics.render(request.headers.get("Accept", ""))
+            return Response(body=body, headers=CIMultiDict({"Content-Type": content_type}))
         else:
             return text_response(404, "404 page not found")
         if request.method not in ("GET", "HEAD"):

@@ -17,6 +17,11 @@ from aiohttp import web
 
 from spire_oidc.errors import StartupError
 
+# The accept queue of every listener. aiohttp's SockSite calls listen() again with its own default
+# (128) unless told: a burst of connections would then overflow the queue, and each dropped SYN
+# costs a client a one-second retransmission (Go listens with the kernel's somaxconn).
+BACKLOG = 1024
+
 
 def parse_tcp_addr(addr: str) -> tuple[str | None, int]:
     """Split a Go ``net.Listen("tcp", addr)`` address; an empty host means every interface."""
@@ -72,7 +77,7 @@ def bind_tcp(addr: str, *, host: str | None = None, port: int | None = None) -> 
                 raise StartupError(
                     f"listen tcp {addr}: bind: {os.strerror(exc.errno or 0).lower()}"
                 ) from exc
-            sock.listen(1024)
+            sock.listen(BACKLOG)
             sock.setblocking(False)
     except BaseException:
         for s in socks:
@@ -92,7 +97,7 @@ def bind_unix(path: str) -> socket.socket:
     try:
         sock.bind(path)
         os.chmod(path, 0o777)
-        sock.listen(1024)
+        sock.listen(BACKLOG)
     except OSError as exc:
         sock.close()
         raise StartupError(f"listen unix {path}: bind: {exc.strerror}") from exc
@@ -106,7 +111,7 @@ async def start_sites(
     """Serve ``runner`` on already-bound sockets."""
     sites = []
     for sock in socks:
-        site = web.SockSite(runner, sock, ssl_context=ssl_context)
+        site = web.SockSite(runner, sock, ssl_context=ssl_context, backlog=BACKLOG)
         await site.start()
         sites.append(site)
     return sites

@@ -57,6 +57,7 @@ class KeyStore:
         self._set_key_use = set_key_use
         self._clock = clock
         self._current: RenderedKeys | None = None
+        self._restored = False  # the current keys come from the state file, not from upstream
         self._last_success: float | None = None
         self._streaming = False
         self._last_error: str | None = None
@@ -96,6 +97,7 @@ class KeyStore:
         now = self._clock.now()
         self._last_success = now
         self._last_error = None
+        self._restored = False
         current = self._current
         if current is not None and current.keys.same_content(keys):
             return False
@@ -121,6 +123,21 @@ class KeyStore:
         """Serve keys persisted by an earlier run (not fresh: no upstream success is recorded)."""
         if self._current is None:
             self._current = _render(keys, set_key_use=self._set_key_use, mod_time=mod_time)
+            self._restored = True
+
+    @property
+    def restored(self) -> bool:
+        """Whether the keys served now were restored from disk and not yet confirmed upstream."""
+        return self._restored
+
+    def expire_restored(self) -> bool:
+        """Stop serving restored keys that upstream never confirmed (their maximum age passed)."""
+        if not self._restored:
+            return False
+        self._current = None
+        self._restored = False
+        log.warning("restored_keys_expired", detail="upstream never confirmed them; /keys -> 500")
+        return True
 
     def report_error(self, message: str) -> None:
         self._last_error = message

@@ -6,6 +6,7 @@ JSON-encoded per request. It imports nothing from gRPC, SPIFFE or ACME.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from multidict import CIMultiDict
 
-from spire_oidc.documents import render_discovery
+from spire_oidc.documents import SPIRE_DISCOVERY, DiscoveryOptions, render_discovery
 from spire_oidc.domains import DomainAllowlist, DomainError, go_quote
 from spire_oidc.httputil import (
     RangeError,
@@ -38,6 +39,8 @@ _NO_CACHE = (
     ("Pragma", "no-cache"),
     ("Expires", "0"),
 )
+# The discovery document's headers, in the order they are sent (Content-Length and Date follow).
+DISCOVERY_HEADERS = (("Content-Type", "application/json"), ACAO)
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class WebSettings:
     server_path_prefix: str = ""
     jwt_issuer: str = ""
     jwks_uri: str = ""
+    discovery: DiscoveryOptions = SPIRE_DISCOVERY  # config discovery_document
 
 
 def _method_not_allowed() -> Response:
@@ -77,10 +81,31 @@ class ProviderHandler:
         }
         # (scheme, host) -> rendered discovery body; bounded, only allowed hosts are cached.
         self._discovery_cache: dict[tuple[str, str], bytes] = {}
+        if settings.discovery.depends_on_keys:
+            # The body lists the served keys' algorithms: render again after each key change.
+            store.add_listener(lambda _keys: self._discovery_cache.clear())
 
     @property
     def plan(self) -> UrlPlan:
         return self._plan
+
+    @property
+    def store(self) -> KeyStore:
+        return self._store
+
+    def cached_discovery(self, scheme: str, host: str) -> bytes | None:
+        """The discovery body already rendered for an allowed (scheme, host), else None."""
+        return self._discovery_cache.get((scheme, host))
+
+    def plain_scheme(self, transport: asyncio.BaseTransport | None) -> str:
+        """The issuer scheme for a request that carries no forwarding header (§3.3 step 2)."""
+        if (
+            self._settings.allow_insecure_scheme
+            and transport is not None
+            and transport.get_extra_info("sslcontext") is None
+        ):
+            return "http"
+        return "https"
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         raw = request.raw_path
@@ -112,16 +137,21 @@ class ProviderHandler:
                 return text_response(
                     400, f"invalid port in host {go_quote(host)}", CIMultiDict([ACAO])
                 )
+            options = self._settings.discovery
+            current = self._store.current
             body = render_discovery(
-                self._plan.issuer(scheme, host), self._plan.jwks_uri(scheme, host)
+                self._plan.issuer(scheme, host),
+                self._plan.jwks_uri(scheme, host),
+                options,
+                current.keys if current is not None else None,
             )
+            if current is None and options.depends_on_keys:
+                # No keys yet: the body is a placeholder until the first key set arrives.
+                return Response(body=body, headers=CIMultiDict(DISCOVERY_HEADERS))
             if len(self._discovery_cache) >= _DISCOVERY_CACHE_SIZE:
                 self._discovery_cache.pop(next(iter(self._discovery_cache)))
             self._discovery_cache[key] = body
-        return Response(
-            body=body,
-            headers=CIMultiDict((("Content-Type", "application/json"), ACAO)),
-        )
+        return Response(body=body, headers=CIMultiDict(DISCOVERY_HEADERS))
 
     def _scheme_and_host(self, request: web.BaseRequest) -> tuple[str, str]:
         """SPIRE's gorilla ProxyHeaders + scheme rule (spire-behavior.md §3.3 steps 1-2)."""
@@ -144,14 +174,7 @@ class ProviderHandler:
         absolute = raw.startswith(("http://", "https://"))
         if absolute and not fwd_scheme:
             fwd_scheme = raw.split(":", 1)[0].lower()
-        scheme = "https"
-        if (
-            self._settings.allow_insecure_scheme
-            and request.transport is not None
-            and request.transport.get_extra_info("sslcontext") is None
-            and fwd_scheme != "https"
-        ):
-            scheme = "http"
+        scheme = "https" if fwd_scheme == "https" else self.plain_scheme(request.transport)
         host = headers.get("X-Forwarded-Host", "")
         if not host:
             host = request.url.raw_authority if absolute else headers.get("Host", "")
@@ -179,19 +202,22 @@ def _port_ok(hostport: str) -> bool:
     return not sep or port == "" or (port.isascii() and port.isdigit())
 
 
-def _keys_headers(current: RenderedKeys) -> CIMultiDict[str]:
-    return CIMultiDict(
-        (
-            ("Accept-Ranges", "bytes"),
-            ACAO,
-            _NO_CACHE[0],
-            ("Content-Type", "application/json"),
-            ("ETag", current.etag),
-            _NO_CACHE[2],
-            ("Last-Modified", current.last_modified),
-            _NO_CACHE[1],
-        )
+def keys_headers(current: RenderedKeys) -> tuple[tuple[str, str], ...]:
+    """The ``/keys`` 200 headers in the order they are sent (Content-Length and Date follow)."""
+    return (
+        ("Accept-Ranges", "bytes"),
+        ACAO,
+        _NO_CACHE[0],
+        ("Content-Type", "application/json"),
+        ("ETag", current.etag),
+        _NO_CACHE[2],
+        ("Last-Modified", current.last_modified),
+        _NO_CACHE[1],
     )
+
+
+def _keys_headers(current: RenderedKeys) -> CIMultiDict[str]:
+    return CIMultiDict(keys_headers(current))
 
 
 def serve_keys(request: web.BaseRequest, current: RenderedKeys) -> Response:

@@ -980,6 +980,12 @@ def test_effective_config_minimal() -> None:
         "state_dir": "",
         "state_max_age": 86400,
         "trusted_proxies": None,
+        "discovery_document": {
+            "authorization_endpoint": "",
+            "omit_authorization_endpoint": False,
+            "signing_algs_from_keys": False,
+            "claims_supported": None,
+        },
     }
     assert list(out) == list(effective_config(parse('log_level = "debug"\n')))
     json.dumps(out)
@@ -1016,13 +1022,25 @@ def test_effective_config_full() -> None:
         "server_api": None,
         "workload_api": {"socket_path": "/s", "trust_domain": "td.test", "poll_interval": 1.5},
         "file": None,
-        "health_checks": {"bind_port": 8008, "ready_path": "/ready", "live_path": "/live"},
+        "health_checks": {
+            "bind_port": 8008,
+            "ready_path": "/ready",
+            "live_path": "/live",
+            "bind_host": "",
+            "metrics": False,
+        },
         "jwt_issuer": "https://i.test",
         "jwks_uri": "https://i.test/jwks",
         "server_path_prefix": "/p",
         "state_dir": "",
         "state_max_age": 86400,
         "trusted_proxies": None,
+        "discovery_document": {
+            "authorization_endpoint": "",
+            "omit_authorization_endpoint": False,
+            "signing_algs_from_keys": False,
+            "claims_supported": None,
+        },
     }
 
 
@@ -1036,6 +1054,12 @@ def test_effective_config_acme_block() -> None:
         "email": "e",
         "tos_accepted": True,
         "cache_dir": "./.acme-cache",
+        # ours (docs/acme.md), with their defaults
+        "addr": ":443",
+        "challenges": ["tls-alpn-01"],
+        "http_addr": ":80",
+        "ca_bundle_path": "",
+        "eab": None,
     }
 
 
@@ -1088,5 +1112,5 @@ def test_state_and_proxy_keys() -> None:
     assert parse("").trusted_proxies is None and parse("").state_max_age == 86400
     with pytest.raises(ConfigError, match='invalid state_max_age: time: unknown unit "d"'):
         parse('state_max_age = "1d"\n')
-    with pytest.raises(ConfigError, match='trusted_proxies entry "proxy.example" is not'):
+    with pytest.raises(ConfigError, match=r"trusted_proxies entry \"proxy\.example\" is not"):
         parse('trusted_proxies = ["proxy.example"]\n')

@@ -152,6 +152,11 @@ class ServerAPISource:
         if bundle is None:
             await self._failed(sink, "DATA_LOSS", "response is not a spire.api.types.Bundle")
             return False
+        if not bundle.trust_domain:
+            # A SPIRE server always names its trust domain (the mask keeps it). An empty message
+            # decodes as a keyless Bundle: taken at face value it would revoke every key.
+            await self._failed(sink, "DATA_LOSS", "response has no trust_domain (empty bundle)")
+            return False
         if self._failing:
             log.info("server_api_fetch_recovered", address=self._config.address)
             self._failing = False

@@ -1,0 +1,376 @@
+"""The fast path: a small asyncio protocol that answers the two hot requests from ready bytes.
+
+Relying parties send plain ``GET /keys`` and ``GET /.well-known/openid-configuration`` requests.
+For exactly those (HTTP/1.1, ``GET``/``HEAD``, the exact route, one ``Host``, no body, no
+conditional, range or forwarding header, strictly well-formed header lines) this protocol writes
+a pre-assembled response: the same status line, headers (in the same order) and body the full
+aiohttp handler produces, taken from the store's rendered bytes. Anything else — another path or
+method, ``If-*``/``Range``, proxy headers, a body, HTTP/1.0, unusual syntax, a request head split
+over many reads, write back-pressure — hands the connection, with every byte not yet answered, to
+aiohttp's ``RequestHandler`` running the full :class:`~spire_oidc.web.ProviderHandler`, and the
+connection stays there. So aiohttp's parser and the full handler decide every case the fast path
+does not recognise, and the HTTP behaviour is the same on both paths (tests/integration pin it).
+
+Per request the fast path does a bounded scan of the head, a few comparisons and a dict lookup:
+no JSON encoding, no key conversion, no response objects (DESIGN.md decision 7).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import socket
+import time
+from typing import Any, cast
+
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+
+from spire_oidc.store import RenderedKeys
+from spire_oidc.web import DISCOVERY_HEADERS, ProviderHandler, keys_headers
+
+# A request head longer than this (or more header lines) goes to aiohttp, which applies its own
+# limits (8190-byte lines and fields, 128 headers) and answers 400/431 as it always did.
+MAX_HEAD = 4096
+MAX_HEADER_LINES = 64
+READ_BUFFER = 64 * 1024
+
+# Each header line: a token, a colon, then only visible ASCII, space and tab (RFC 9110 §5.5).
+# obs-fold, bare CR/LF, NUL, obs-text and whitespace before the colon all fall back to aiohttp.
+_HEADER_LINES = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t -~]*\r\n)*")
+# Headers that change what the full handler or aiohttp's parser does with a request.
+_FALLBACK_HEADERS = frozenset(
+    {
+        b"content-length",
+        b"transfer-encoding",
+        b"expect",
+        b"upgrade",
+        b"range",
+        b"forwarded",
+        b"proxy-connection",
+        b"keep-alive",
+    }
+)
+_FALLBACK_PREFIXES = (b"if-", b"x-forwarded-")
+
+_KEYS = 1
+_DISCOVERY = 2
+
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date(seconds: int) -> str:
+    """An IMF-fixdate, formatted as aiohttp formats its ``Date`` header."""
+    t = time.gmtime(seconds)
+    return (
+        f"{_WEEKDAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon]} {t.tm_year:04d} "
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
+    )
+
+
+def _assemble(headers: tuple[tuple[str, str], ...], body: bytes, date: str) -> list[bytes]:
+    """The four wire variants of a 200: [GET, GET + close, HEAD, HEAD + close]."""
+    head = "HTTP/1.1 200 OK\r\n" + "".join(f"{name}: {value}\r\n" for name, value in headers)
+    head += f"Content-Length: {len(body)}\r\nDate: {date}\r\n"
+    keep = (head + "\r\n").encode("latin-1")
+    close = (head + "Connection: close\r\n\r\n").encode("latin-1")
+    return [keep + body, close + body, keep, close]
+
+
+class ResponseCache:
+    """Whole responses for the current second: rebuilt when the clock second or the keys change."""
+
+    def __init__(self, handler: ProviderHandler) -> None:
+        self._handler = handler
+        self._store = handler.store
+        self._second = -1
+        self._date = ""
+        self._keys_for: RenderedKeys | None = None
+        self._keys: list[bytes] = []
+        self._discovery: dict[tuple[str, bytes], list[bytes]] = {}
+        self.builds = 0  # how many response sets were assembled (a test bounds it)
+
+    def _new_second(self, now: int) -> None:
+        self._second = now
+        self._date = http_date(now)
+        self._keys_for = None
+        self._discovery.clear()
+
+    def keys(self, variant: int) -> bytes | None:
+        """The 200 for ``/keys``; None when the full handler must answer (no keys, 500/501)."""
+        current = self._store.current
+        if current is None or not current.keys.keys:
+            return None
+        now = int(time.time())
+        if now != self._second:
+            self._new_second(now)
+        if current is not self._keys_for:
+            self._keys = _assemble(keys_headers(current), current.body, self._date)
+            self._keys_for = current
+            self.builds += 1
+        return self._keys[variant]
+
+    def discovery(self, scheme: str, host: bytes, variant: int) -> bytes | None:
+        """The 200 for the discovery document; None unless the full handler already allowed
+        and rendered this (scheme, host)."""
+        now = int(time.time())
+        if now != self._second:
+            self._new_second(now)
+        key = (scheme, host)
+        responses = self._discovery.get(key)
+        if responses is None:
+            body = self._handler.cached_discovery(scheme, host.decode("ascii"))
+            if body is None:
+                return None
+            if len(self._discovery) >= 64:
+                self._discovery.clear()
+            responses = self._discovery[key] = _assemble(DISCOVERY_HEADERS, body, self._date)
+            self.builds += 1
+        return responses[variant]
+
+
+class FastServer(web.Server):
+    """aiohttp's low-level server whose connections start on the fast path.
+
+    Everything aiohttp's runner and sites do with a ``web.Server`` keeps working: the protocol
+    factory, graceful shutdown (fast-path connections are idle between reads, so they are closed
+    at once), and every connection handed over becomes an ordinary ``RequestHandler``.
+    """
+
+    def __init__(self, handler: ProviderHandler, *, keepalive_timeout: float, **kwargs: Any):
+        super().__init__(handler, keepalive_timeout=keepalive_timeout, **kwargs)
+        self.provider = handler
+        self.keepalive_timeout = keepalive_timeout
+        self.responses = ResponseCache(handler)
+        routes: dict[bytes, int] = {}
+        for route, kind in (
+            (handler.plan.keys_route, _KEYS),
+            (handler.plan.discovery_route, _DISCOVERY),
+        ):
+            if route.isascii():
+                routes[route.encode("ascii")] = kind
+        self.routes = routes
+        self.fast_connections: set[FastPathProtocol] = set()
+        # One read buffer for every fast-path connection: transports fill it and call
+        # buffer_updated() synchronously, and the bytes are consumed (or copied) before return.
+        # (uvloop's SSL layer would otherwise allocate a 256 KiB bytes object per read.)
+        self.read_buffer = memoryview(bytearray(READ_BUFFER))
+        self.fast_requests = 0  # answered on the fast path (tests and benchmarks read it)
+        self.handovers = 0  # connections handed to the full handler
+
+    def __call__(self) -> FastPathProtocol:  # type: ignore[override]
+        return FastPathProtocol(self)
+
+    def full_protocol(self) -> RequestHandler:
+        """A standard aiohttp connection handler running the full provider handler."""
+        return super().__call__()
+
+    def pre_shutdown(self) -> None:
+        for conn in list(self.fast_connections):
+            conn.close()
+        super().pre_shutdown()
+
+    async def shutdown(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        for conn in list(self.fast_connections):
+            conn.close()
+        await super().shutdown(timeout)
+
+
+class FastPathProtocol(asyncio.BufferedProtocol):
+    """One connection; answers recognised requests itself until the first one it does not."""
+
+    __slots__ = (
+        "_buffer",
+        "_deadline",
+        "_loop",
+        "_scheme",
+        "_server",
+        "_timer",
+        "_transport",
+        "_write_paused",
+    )
+
+    def __init__(self, server: FastServer) -> None:
+        self._server = server
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._buffer = b""
+        self._scheme = ""
+        self._write_paused = False
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+
+    # -- asyncio.Protocol ------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's are not asyncio subclasses
+        self._transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # as aiohttp does: TCP keep-alive probes for dead peers
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        self._server.fast_connections.add(self)
+        # Like aiohttp: a timer armed at connect and after every response bounds both the wait
+        # for a complete request head and keep-alive idleness (SPIRE's ReadHeaderTimeout).
+        timeout = self._server.keepalive_timeout
+        if timeout > 0:
+            self._deadline = self._loop.time() + timeout
+            self._timer = self._loop.call_at(self._deadline, self._on_timer)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._detach()
+        self._transport = None
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._server.read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        server = self._server
+        data = server.read_buffer[:nbytes].tobytes()
+        if self._buffer:
+            data = self._buffer + data
+            self._buffer = b""
+        pos = 0
+        size = len(data)
+        answered = False
+        while pos < size:
+            end = data.find(b"\r\n\r\n", pos, pos + MAX_HEAD)
+            if end < 0:
+                if size - pos >= MAX_HEAD:
+                    self._handover(data[pos:])
+                    return
+                self._buffer = data[pos:]  # a partial head: wait (bounded by the timer)
+                break
+            if self._write_paused:
+                self._handover(data[pos:])
+                return
+            answer = self._answer(data, pos, end)
+            if answer is None:
+                self._handover(data[pos:])
+                return
+            response, close = answer
+            transport.write(response)
+            server.fast_requests += 1
+            answered = True
+            if close:
+                self.close()
+                return
+            pos = end + 4
+        if answered and self._timer is not None:
+            self._deadline = self._loop.time() + server.keepalive_timeout
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
+    # -- the request head --------------------------------------------------------------------------
+    def _answer(self, data: bytes, pos: int, end: int) -> tuple[bytes, bool] | None:
+        """The response to the head ``data[pos:end]``, or None to hand it to the full handler."""
+        line_end = data.find(b"\r\n", pos, end)
+        if line_end < 0:  # no header at all (HTTP/1.1 needs Host): aiohttp answers
+            return None
+        method, _, rest = data[pos:line_end].partition(b" ")
+        target, _, version = rest.partition(b" ")
+        if version != b"HTTP/1.1":
+            return None
+        if method == b"GET":
+            variant = 0
+        elif method == b"HEAD":
+            variant = 2
+        else:
+            return None
+        kind = self._server.routes.get(target)
+        if kind is None:
+            return None
+        if _HEADER_LINES.fullmatch(data, line_end + 2, end + 2) is None:
+            return None
+        lines = data[line_end + 2 : end].split(b"\r\n")
+        if len(lines) > MAX_HEADER_LINES:
+            return None
+        host: bytes | None = None
+        close = False
+        for line in lines:
+            name, _, value = line.partition(b":")
+            name = name.lower()
+            if name == b"host":
+                if host is not None:
+                    return None  # duplicate Host: aiohttp answers 400
+                host = value.strip(b" \t")
+            elif name == b"connection":
+                token = value.strip(b" \t").lower()
+                if token == b"close":
+                    if close:
+                        return None
+                    close = True
+                elif token != b"keep-alive":
+                    return None
+            elif name in _FALLBACK_HEADERS or name.startswith(_FALLBACK_PREFIXES):
+                return None
+        if host is None:
+            return None
+        if close:
+            variant += 1
+        responses = self._server.responses
+        if kind == _KEYS:
+            response = responses.keys(variant)
+        else:
+            if not host:
+                return None
+            scheme = self._scheme or self._connection_scheme()
+            response = responses.discovery(scheme, host, variant)
+        if response is None:
+            return None
+        return response, close
+
+    def _connection_scheme(self) -> str:
+        if not self._scheme:
+            assert self._transport is not None
+            self._scheme = self._server.provider.plain_scheme(self._transport)
+        return self._scheme
+
+    # -- leaving the fast path ---------------------------------------------------------------------
+    def _handover(self, data: bytes) -> None:
+        """Give the connection (and the unanswered bytes) to aiohttp's full request handler."""
+        transport = self._transport
+        assert transport is not None
+        self._detach()
+        self._transport = None
+        self._server.handovers += 1
+        protocol = self._server.full_protocol()
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        if self._write_paused:
+            protocol.pause_writing()
+        protocol.data_received(data)
+
+    def close(self) -> None:
+        """Close after the responses already written are flushed."""
+        transport = self._transport
+        self._detach()
+        if transport is not None:
+            transport.close()
+
+    def _detach(self) -> None:
+        self._server.fast_connections.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._transport is None:
+            return
+        now = self._loop.time()
+        if now < self._deadline:
+            self._timer = self._loop.call_at(self._deadline, self._on_timer)
+            return
+        self.close()  # idle, or a request head that never completed: close without answering
