@@ -230,6 +230,8 @@ async def start(config: Config, *, clock: Clock | None = None) -> Provider:
             },
         )
     event_metrics: EventMetrics = prom if prom is not None else NullMetrics()
+    if acme_service is not None:
+        acme_service.manager.metrics = event_metrics
 
     # 1. Bind everything (nothing is served yet; a failure leaves nothing behind).
     main_socks: list[socket.socket] = []

@@ -201,3 +201,25 @@ async def test_a_cache_written_in_go_autocert_layout_is_reused(
     await asyncio.sleep(0.3)
     assert provider.acme is not None and provider.acme.manager.orders == 0
     assert (cache / "acme_account+key").read_bytes() == key_to_pem(account)
+
+
+async def test_acme_events_reach_the_metrics(
+    pebble_factory: PebbleFactory, run_provider: Starter, tmp_path: Path
+) -> None:
+    """With metrics on, the ACME order and the certificate's expiry appear on /metrics."""
+    from dataclasses import replace
+
+    from spire_oidc.config import HealthChecksConfig
+
+    pebble = await pebble_factory()
+    hc = HealthChecksConfig(bind_port=0, bind_host="127.0.0.1", metrics=True)
+    provider: Provider = await run_provider(
+        replace(acme_config(pebble, tmp_path), health_checks=hc)
+    )
+    await wait_for_certificate(pebble.tls_port, client_context(await pebble.root_pem()))
+    host, _, port = provider.health_addresses[0].rpartition(":")
+    scrape = (await raw_http((host, int(port)), get("/metrics"))).body.decode()
+    orders = [line for line in scrape.splitlines() if "acme_orders" in line and NAME in line]
+    expiry = [line for line in scrape.splitlines() if "certificate_expiry" in line and NAME in line]
+    assert orders and float(orders[0].rsplit(" ", 1)[1]) >= 1, scrape
+    assert expiry and float(expiry[0].rsplit(" ", 1)[1]) > 0, scrape

@@ -44,6 +44,7 @@ from spire_oidc.acme.session import AcmeError, AcmeSession, Eab
 from spire_oidc.acme.worker import Worker
 from spire_oidc.clock import Clock
 from spire_oidc.health import ProcessState
+from spire_oidc.metrics import EventMetrics, NullMetrics
 
 log = structlog.get_logger("spire_oidc.acme")
 
@@ -97,6 +98,7 @@ class AcmeManager:
         self._tasks: list[asyncio.Task[None]] = []
         self.entries: dict[str, CertEntry] = {}
         self.renew_at: dict[str, float] = {}
+        self.metrics: EventMetrics = NullMetrics()  # the daemon plugs in Prometheus when enabled
         self.orders = 0  # orders created by this manager (tests, bench)
         self.failures = 0
         self.installed = 0
@@ -158,6 +160,7 @@ class AcmeManager:
         try:
             session = await self._ready_session()
             self.orders += 1
+            self.metrics.acme_order(name)
             order = Order(
                 name,
                 session=session,
@@ -178,6 +181,7 @@ class AcmeManager:
 
     def _failed(self, name: str, exc: AcmeError, failures: int) -> None:
         self.failures += 1
+        self.metrics.acme_failure(name, "transient" if exc.transient else "refused")
         delay = backoff(failures, exc, self._rng)
         now = self._clock.now()
         entry = self.entries.get(name)
@@ -294,6 +298,7 @@ class AcmeManager:
         self.entries[name] = entry
         self.renew_at[name] = renewal_time(entry.not_before, entry.not_after, self._rng)
         self.installed += 1
+        self.metrics.certificate_loaded(name, entry.not_after, source="acme")
         self._state.waiting.pop(f"acme {name}", None)
         log.info(
             "acme_certificate_installed",
