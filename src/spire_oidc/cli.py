@@ -71,16 +71,26 @@ def _parse_or_exit(
         return 2
 
 
-def cmd_validate(args: list[str], out: TextIO, err: TextIO) -> int:
-    prog = f"{_prog()} validate"
-    parsed = _parse_or_exit(VALIDATE_FLAGS, args, prog, err)
+def _parse_subcommand(
+    name: str, flags: list[Flag], args: list[str], err: TextIO
+) -> dict[str, str | bool] | int:
+    """Flags of a subcommand that takes no positional argument; an int is the exit code."""
+    prog = f"{_prog()} {name}"
+    parsed = _parse_or_exit(flags, args, prog, err)
     if isinstance(parsed, int):
         return parsed
     values, rest = parsed
     if rest:
         err.write(f"Error: unexpected arguments: [{' '.join(rest)}]\n")
-        err.write(usage(VALIDATE_FLAGS, prog))
+        err.write(usage(flags, prog))
         return 1
+    return values
+
+
+def cmd_validate(args: list[str], out: TextIO, err: TextIO) -> int:
+    values = _parse_subcommand("validate", VALIDATE_FLAGS, args, err)
+    if isinstance(values, int):
+        return values
     from spire_oidc.config import effective_config, load_config
 
     try:
@@ -100,15 +110,9 @@ def cmd_validate(args: list[str], out: TextIO, err: TextIO) -> int:
 
 
 def cmd_demo(args: list[str], out: TextIO, err: TextIO) -> int:
-    prog = f"{_prog()} demo"
-    parsed = _parse_or_exit(DEMO_FLAGS, args, prog, err)
-    if isinstance(parsed, int):
-        return parsed
-    values, rest = parsed
-    if rest:
-        err.write(f"Error: unexpected arguments: [{' '.join(rest)}]\n")
-        err.write(usage(DEMO_FLAGS, prog))
-        return 1
+    values = _parse_subcommand("demo", DEMO_FLAGS, args, err)
+    if isinstance(values, int):
+        return values
     from spire_oidc import demo
 
     directory = str(values["dir"])
