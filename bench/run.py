@@ -402,11 +402,16 @@ def main() -> int:
     parser.add_argument("--cold-starts", type=int, default=5)
     parser.add_argument("--rotations", type=int, default=200)
     parser.add_argument("--upstream-load", type=float, default=3.0)
+    parser.add_argument(
+        "--nice", type=int, default=0, help="run servers and wrk at this nice level (e.g. -10)"
+    )
     parser.add_argument("--skip-install", action="store_true")
     parser.add_argument("--skip-extras", action="store_true", help="only the wrk scenarios")
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "latest.json")
     args = parser.parse_args()
 
+    if args.nice:
+        os.nice(args.nice)  # inherited by every server and wrk started from here
     if not args.skip_install:
         subprocess.run([str(BENCH / "install.sh")], check=True, timeout=900)
     os.sched_setaffinity(0, {int(CLIENT_CPU)})  # this script stays off the servers' core

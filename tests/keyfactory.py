@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from tests.fakes import keys as _keys
 from tests.fakes.keys import PrivateKey, ec_key
 
-__all__ = ["bundle_bytes", "ec_key", "public_jwk", "rsa_key"]
+__all__ = ["PrivateKey", "bundle_bytes", "ec_key", "public_jwk", "rsa_key"]
 
 _RSA_CACHE: dict[int, rsa.RSAPrivateKey] = {}
 

@@ -5,11 +5,12 @@ For exactly those (HTTP/1.1, ``GET``/``HEAD``, the exact route, one ``Host``, no
 conditional, range or forwarding header, strictly well-formed header lines) this protocol writes
 a pre-assembled response: the same status line, headers (in the same order) and body the full
 aiohttp handler produces, taken from the store's rendered bytes. Anything else — another path or
-method, ``If-*``/``Range``, proxy headers, a body, HTTP/1.0, unusual syntax, a request head split
-over many reads, write back-pressure — hands the connection, with every byte not yet answered, to
-aiohttp's ``RequestHandler`` running the full :class:`~spire_oidc.web.ProviderHandler`, and the
-connection stays there. So aiohttp's parser and the full handler decide every case the fast path
-does not recognise, and the HTTP behaviour is the same on both paths (tests/integration pin it).
+method, ``If-*``/``Range``, proxy headers, a body, HTTP/1.0, unusual syntax, a head over 4 KiB,
+write back-pressure, a key set not loaded yet — hands the connection, with every byte not yet
+answered, to aiohttp's ``RequestHandler`` running the full :class:`~spire_oidc.web.ProviderHandler`,
+and the connection stays there. So aiohttp's parser and the full handler decide every case the
+fast path does not recognise, and the HTTP behaviour is the same on both paths (the tests in
+tests/integration pin it).
 
 Per request the fast path does a bounded scan of the head, a few comparisons and a dict lookup:
 no JSON encoding, no key conversion, no response objects (DESIGN.md decision 7).
@@ -18,9 +19,7 @@ no JSON encoding, no key conversion, no response objects (DESIGN.md decision 7).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
-import socket
 import time
 from typing import Any, cast
 
@@ -35,6 +34,7 @@ from spire_oidc.web import DISCOVERY_HEADERS, ProviderHandler, keys_headers
 MAX_HEAD = 4096
 MAX_HEADER_LINES = 64
 READ_BUFFER = 64 * 1024
+SWEEP_FRACTION = 0.1  # idle connections close between 1.0x and 1.1x keepalive_timeout
 
 # Each header line: a token, a colon, then only visible ASCII, space and tab (RFC 9110 §5.5).
 # obs-fold, bare CR/LF, NUL, obs-text and whitespace before the colon all fall back to aiohttp.
@@ -144,6 +144,7 @@ class FastServer(web.Server):
         self.provider = handler
         self.keepalive_timeout = keepalive_timeout
         self.responses = ResponseCache(handler)
+        self.loop_time = self._loop.time
         routes: dict[bytes, int] = {}
         for route, kind in (
             (handler.plan.keys_route, _KEYS),
@@ -159,9 +160,27 @@ class FastServer(web.Server):
         self.read_buffer = memoryview(bytearray(READ_BUFFER))
         self.fast_requests = 0  # answered on the fast path (tests and benchmarks read it)
         self.handovers = 0  # connections handed to the full handler
+        # One timer for every fast-path connection (not one per connection): it closes those
+        # whose deadline passed, checking every SWEEP_FRACTION of the timeout (at most 1 s).
+        self._sweep_interval = min(1.0, keepalive_timeout * SWEEP_FRACTION)
+        self._sweeper: asyncio.TimerHandle | None = None
 
     def __call__(self) -> FastPathProtocol:  # type: ignore[override]
         return FastPathProtocol(self)
+
+    def watch(self, conn: FastPathProtocol) -> None:
+        """Track a new fast-path connection (for the idle sweep and for shutdown)."""
+        self.fast_connections.add(conn)
+        if self._sweeper is None and self.keepalive_timeout > 0:
+            self._sweeper = self._loop.call_later(self._sweep_interval, self._sweep)
+
+    def _sweep(self) -> None:
+        now = self._loop.time()
+        for conn in [c for c in self.fast_connections if c.deadline <= now]:
+            conn.close()  # idle, or a request head that never completed: no answer, like aiohttp
+        self._sweeper = None
+        if self.fast_connections:
+            self._sweeper = self._loop.call_later(self._sweep_interval, self._sweep)
 
     def full_protocol(self) -> RequestHandler:
         """A standard aiohttp connection handler running the full provider handler."""
@@ -170,6 +189,9 @@ class FastServer(web.Server):
     def pre_shutdown(self) -> None:
         for conn in list(self.fast_connections):
             conn.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         super().pre_shutdown()
 
     async def shutdown(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
@@ -181,42 +203,27 @@ class FastServer(web.Server):
 class FastPathProtocol(asyncio.BufferedProtocol):
     """One connection; answers recognised requests itself until the first one it does not."""
 
-    __slots__ = (
-        "_buffer",
-        "_deadline",
-        "_loop",
-        "_scheme",
-        "_server",
-        "_timer",
-        "_transport",
-        "_write_paused",
-    )
+    __slots__ = ("_buffer", "_scheme", "_server", "_transport", "_write_paused", "deadline")
 
     def __init__(self, server: FastServer) -> None:
         self._server = server
-        self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._buffer = b""
         self._scheme = ""
         self._write_paused = False
-        self._deadline = 0.0
-        self._timer: asyncio.TimerHandle | None = None
+        # Like aiohttp's keep-alive timer: set at connect and after every response, it bounds
+        # both the wait for a complete request head and keep-alive idleness (SPIRE's
+        # ReadHeaderTimeout). The server's sweep closes the connection once it has passed.
+        self.deadline = 0.0
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport = cast(asyncio.Transport, transport)  # uvloop's are not asyncio subclasses
-        self._transport = transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None:  # as aiohttp does: TCP keep-alive probes for dead peers
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        self._server.fast_connections.add(self)
-        # Like aiohttp: a timer armed at connect and after every response bounds both the wait
-        # for a complete request head and keep-alive idleness (SPIRE's ReadHeaderTimeout).
-        timeout = self._server.keepalive_timeout
-        if timeout > 0:
-            self._deadline = self._loop.time() + timeout
-            self._timer = self._loop.call_at(self._deadline, self._on_timer)
+        # No SO_KEEPALIVE (aiohttp sets it): an idle connection is closed after keepalive_timeout,
+        # long before TCP keep-alive's first probe (2 h); a handed-over connection gets it anyway.
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's: no asyncio subclass
+        server = self._server
+        self.deadline = server.loop_time() + server.keepalive_timeout
+        server.watch(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._detach()
@@ -249,7 +256,7 @@ class FastPathProtocol(asyncio.BufferedProtocol):
                 if size - pos >= MAX_HEAD:
                     self._handover(data[pos:])
                     return
-                self._buffer = data[pos:]  # a partial head: wait (bounded by the timer)
+                self._buffer = data[pos:]  # a partial head: wait (bounded by the deadline)
                 break
             if self._write_paused:
                 self._handover(data[pos:])
@@ -266,8 +273,8 @@ class FastPathProtocol(asyncio.BufferedProtocol):
                 self.close()
                 return
             pos = end + 4
-        if answered and self._timer is not None:
-            self._deadline = self._loop.time() + server.keepalive_timeout
+        if answered:
+            self.deadline = server.loop_time() + server.keepalive_timeout
 
     def eof_received(self) -> bool | None:
         return None  # close our side too
@@ -361,16 +368,3 @@ class FastPathProtocol(asyncio.BufferedProtocol):
 
     def _detach(self) -> None:
         self._server.fast_connections.discard(self)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        if self._transport is None:
-            return
-        now = self._loop.time()
-        if now < self._deadline:
-            self._timer = self._loop.call_at(self._deadline, self._on_timer)
-            return
-        self.close()  # idle, or a request head that never completed: close without answering
