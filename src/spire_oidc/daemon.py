@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("spire_oidc")
 
 SHUTDOWN_GRACE = 10.0
+# How often, at most, the state file records that the source still confirms the keys.
+STATE_REFRESH_MAX = 300.0
 # SPIRE: ReadHeaderTimeout 10 s. aiohttp arms this timer when a connection opens and after each
 # response, so it bounds both the wait for a (complete) request head and keep-alive idleness.
 KEEPALIVE_TIMEOUT = 10.0
@@ -209,6 +211,7 @@ async def start(config: Config, *, clock: Clock | None = None) -> Provider:
                 server_path_prefix=config.server_path_prefix,
                 jwt_issuer=config.jwt_issuer,
                 jwks_uri=config.jwks_uri,
+                trusted_proxies=config.trusted_proxies,
                 discovery=discovery_options(config),
             ),
             store,
@@ -352,6 +355,8 @@ async def start(config: Config, *, clock: Clock | None = None) -> Provider:
         writer = persist.StateWriter(config.state_dir, now=clock.now)
         store.add_listener(lambda r: writer.offer(r.keys, r.mod_time))
         provider.tasks.append(asyncio.create_task(_supervise(writer.run, "state_writer")))
+        refresh = min(config.state_max_age / 10, STATE_REFRESH_MAX)
+        provider.tasks.append(asyncio.create_task(_confirm_state(store, writer, refresh)))
     if restored_at is not None:
         delay = max(0.0, restored_at + config.state_max_age - clock.now())
         provider.tasks.append(asyncio.create_task(_expire_restored(store, delay)))
@@ -386,6 +391,16 @@ def _restore_state(config: Config, store: KeyStore, clock: Clock) -> float | Non
         detail="served until the source confirms or replaces them",
     )
     return saved.saved_at
+
+
+async def _confirm_state(store: KeyStore, writer: persist.StateWriter, every: float) -> None:
+    """Re-save the served keys with the time the source last confirmed them, so that
+    ``state_max_age`` counts from the last confirmation, not from the last change."""
+    while True:
+        await asyncio.sleep(every)
+        current, confirmed = store.current, store.last_success
+        if current is not None and confirmed is not None and not store.restored:
+            writer.offer(current.keys, current.mod_time, confirmed_at=confirmed)
 
 
 async def _expire_restored(store: KeyStore, delay: float) -> None:

@@ -33,7 +33,7 @@ MAX_STATE_BYTES = 4 * 1024 * 1024
 class PersistedKeys:
     keys: KeySet
     mod_time: float  # when the content last changed upstream
-    saved_at: float  # when it was written
+    saved_at: float  # when the source last confirmed these keys (the maximum age counts from it)
 
 
 def state_path(state_dir: str) -> Path:
@@ -118,12 +118,13 @@ class StateWriter:
     def __init__(self, state_dir: str, *, now: Callable[[], float]) -> None:
         self._dir = state_dir
         self._now = now
-        self._pending: tuple[KeySet, float] | None = None
+        self._pending: tuple[KeySet, float, float] | None = None
         self._wake = asyncio.Event()
 
-    def offer(self, keys: KeySet, mod_time: float) -> None:
-        """Queue a snapshot for writing (called from the store's change listener)."""
-        self._pending = (keys, mod_time)
+    def offer(self, keys: KeySet, mod_time: float, confirmed_at: float | None = None) -> None:
+        """Queue a snapshot for writing: on every change, and periodically to record that the
+        source still confirms it (``confirmed_at``, the time the maximum age counts from)."""
+        self._pending = (keys, mod_time, self._now() if confirmed_at is None else confirmed_at)
         self._wake.set()
 
     async def run(self) -> None:
@@ -138,5 +139,5 @@ class StateWriter:
         self._wake.clear()
         pending, self._pending = self._pending, None
         if pending is not None:
-            keys, mod_time = pending
-            await asyncio.to_thread(save, self._dir, keys, mod_time=mod_time, now=self._now())
+            keys, mod_time, confirmed_at = pending
+            await asyncio.to_thread(save, self._dir, keys, mod_time=mod_time, now=confirmed_at)

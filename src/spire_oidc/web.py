@@ -25,6 +25,7 @@ from spire_oidc.httputil import (
     parse_single_range,
     text_response,
 )
+from spire_oidc.proxies import ProxyTrust
 from spire_oidc.store import KeyStore, RenderedKeys
 from spire_oidc.urls import UrlPlan, request_route, split_host_port
 
@@ -53,6 +54,7 @@ class WebSettings:
     jwt_issuer: str = ""
     jwks_uri: str = ""
     discovery: DiscoveryOptions = SPIRE_DISCOVERY  # config discovery_document
+    trusted_proxies: tuple[str, ...] | None = None  # None: every client may forward (SPIRE)
 
 
 def _method_not_allowed() -> Response:
@@ -70,6 +72,7 @@ class ProviderHandler:
         self._settings = settings
         self._store = store
         self._allow = DomainAllowlist(settings.domains)
+        self._proxies = ProxyTrust(settings.trusted_proxies)
         self._plan = UrlPlan.from_config(
             prefix=settings.server_path_prefix,
             jwt_issuer=settings.jwt_issuer,
@@ -154,13 +157,19 @@ class ProviderHandler:
         return Response(body=body, headers=CIMultiDict(DISCOVERY_HEADERS))
 
     def _scheme_and_host(self, request: web.BaseRequest) -> tuple[str, str]:
-        """SPIRE's gorilla ProxyHeaders + scheme rule (spire-behavior.md §3.3 steps 1-2)."""
+        """SPIRE's gorilla ProxyHeaders + scheme rule (spire-behavior.md §3.3 steps 1-2).
+
+        With ``trusted_proxies`` set, the forwarded headers of other peers are ignored."""
         headers = request.headers
+        transport = request.transport
+        forwarding = self._proxies.trust_all or self._proxies.trusts(
+            transport.get_extra_info("peername") if transport is not None else None
+        )
         fwd_scheme = ""
-        proto = headers.get("X-Forwarded-Proto", "")
+        proto = headers.get("X-Forwarded-Proto", "") if forwarding else ""
         if proto:
             fwd_scheme = proto.lower()
-        else:
+        elif forwarding:
             proto = headers.get("X-Forwarded-Scheme", "")
             if proto:
                 fwd_scheme = proto.lower()
@@ -175,7 +184,7 @@ class ProviderHandler:
         if absolute and not fwd_scheme:
             fwd_scheme = raw.split(":", 1)[0].lower()
         scheme = "https" if fwd_scheme == "https" else self.plain_scheme(request.transport)
-        host = headers.get("X-Forwarded-Host", "")
+        host = headers.get("X-Forwarded-Host", "") if forwarding else ""
         if not host:
             host = request.url.raw_authority if absolute else headers.get("Host", "")
         return scheme, host

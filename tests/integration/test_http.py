@@ -409,3 +409,43 @@ async def test_non_numeric_port_refused(run_provider: Start, bundle: Path, forwa
         get("/.well-known/openid-configuration", extra=f"X-Forwarded-Host: {forwarded}\r\n"),
     )
     assert r.status == 400 and r.body.startswith(b"invalid port in host ")
+
+
+@pytest.mark.parametrize(
+    ("trusted", "issuer"),
+    [
+        (None, "https://domain.test"),  # SPIRE: every client may forward
+        (("127.0.0.0/8",), "https://domain.test"),
+        (("10.0.0.0/8", "unix"), "http://localhost"),  # loopback is not listed: ignored
+        ((), "http://localhost"),
+    ],
+)
+async def test_trusted_proxies(
+    run_provider: Start, bundle: Path, trusted: tuple[str, ...] | None, issuer: str
+) -> None:
+    """trusted_proxies limits who may set X-Forwarded-*; others' headers are ignored."""
+    p = await run_provider(file_config(bundle, allow_insecure_scheme=True, trusted_proxies=trusted))
+    extra = "X-Forwarded-Host: domain.test\r\nX-Forwarded-Proto: https\r\n"
+    r = await raw_http(tcp_target(p), get("/.well-known/openid-configuration", extra=extra))
+    assert json.loads(r.body)["issuer"] == issuer
+
+
+async def test_trusted_proxies_unix_socket(
+    run_provider: Start, bundle: Path, tmp_path: Path
+) -> None:
+    """With "unix" listed, a proxy on the unix socket may forward the host."""
+    sock = tmp_path / "s.sock"
+    p = await run_provider(
+        file_config(
+            bundle,
+            insecure_addr="",
+            listen_socket_path=str(sock),
+            allow_insecure_scheme=True,
+            trusted_proxies=("unix",),
+        )
+    )
+    r = await raw_http(
+        str(sock),
+        get("/.well-known/openid-configuration", extra="X-Forwarded-Host: domain.test\r\n"),
+    )
+    assert json.loads(r.body)["issuer"] == "http://domain.test"

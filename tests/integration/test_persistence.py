@@ -87,3 +87,22 @@ async def test_corrupted_state_is_ignored(run_provider: Start, tmp_path: Path) -
         lambda: persist.load(str(state), now=p.store.current.mod_time, max_age=60) is not None,  # type: ignore[union-attr]
         what="state rewritten",
     )
+
+
+async def test_max_age_counts_from_the_last_confirmation(
+    run_provider: Start, tmp_path: Path
+) -> None:
+    """Unchanged keys that the source keeps confirming stay restorable past state_max_age."""
+    import asyncio
+
+    bundle, state = tmp_path / "b.json", tmp_path / "state"
+    bundle.write_bytes(bundle_bytes([public_jwk("steady", ec_key())]))
+    cfg = file_config(bundle, state_dir=str(state), state_max_age=1.0)
+    p1 = await run_provider(cfg)
+    await wait_for(lambda: p1.store.current is not None, what="keys")
+    await asyncio.sleep(1.5)  # longer than state_max_age, with no key change
+    await p1.stop()
+    bundle.unlink()
+    p2 = await run_provider(cfg)
+    r = await raw_http(tcp_target(p2), get("/keys"))
+    assert r.status == 200 and json.loads(r.body)["keys"][0]["kid"] == "steady"
