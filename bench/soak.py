@@ -213,6 +213,7 @@ class Results:
     exit_code: int | None = None
     provider_warnings: int = 0
     provider_errors: int = 0
+    provider_problem_events: dict[str, int] = field(default_factory=dict)
 
 
 async def drive(args: argparse.Namespace, work: Path) -> Results:
@@ -332,9 +333,14 @@ async def drive(args: argparse.Namespace, work: Path) -> Results:
         await agent.stop()
     for line in log_path.read_text().splitlines() if log_path.exists() else []:
         with contextlib.suppress(ValueError):
-            level = json.loads(line).get("level")
+            record = json.loads(line)
+            level = record.get("level")
             results.provider_warnings += level == "warning"
             results.provider_errors += level in ("error", "critical")
+            if level in ("warning", "error", "critical"):
+                event = f"{level}:{record.get('event')}"
+                counts = results.provider_problem_events
+                counts[event] = counts.get(event, 0) + 1
     return results
 
 
@@ -390,6 +396,7 @@ def summarize(results: Results, warmup: float) -> tuple[dict[str, object], bool]
         "provider_exit_code": results.exit_code,
         "provider_log_warnings": results.provider_warnings,
         "provider_log_errors": results.provider_errors,
+        "provider_log_problems": results.provider_problem_events,
     }
     rss_summary = summary["rss_mib_after_warmup"]
     assert isinstance(rss_summary, dict)

@@ -363,3 +363,12 @@ def test_run_blocking_uses_uvloop(bundle: Path) -> None:
     finally:
         daemon.run = original
     assert seen and seen[0].startswith("uvloop")
+
+
+def test_fast_path_imports_no_upstream_client() -> None:
+    """fastpath.py, like web.py, reads rendered bytes only: no gRPC, SPIFFE, ACME or sources."""
+    from tests.unit.test_architecture import FORBIDDEN, _imports
+
+    for name in _imports("fastpath.py"):
+        assert not name.startswith(FORBIDDEN), name
+        assert not name.startswith("spire_oidc.sources"), name

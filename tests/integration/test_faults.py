@@ -158,8 +158,10 @@ class KeysLoad:
 
     def assert_no_failures(self) -> None:
         fig = self.figures
-        assert not fig.failures, f"{len(fig.failures)} failures, first: {fig.failures[:5]}"
-        assert fig.during_faults > 0, "no request was served while a fault was active"
+        if fig.failures:
+            raise AssertionError(f"{len(fig.failures)} failures, first: {fig.failures[:5]}")
+        if fig.during_faults == 0:
+            raise AssertionError("no request was served while a fault was active")
 
 
 async def served_kids(provider: Provider) -> list[str]:
