@@ -41,6 +41,7 @@ from spire_oidc.fastpath import FastServer
 from spire_oidc.health import HealthHandler, ProcessState
 from spire_oidc.listeners import bind_tcp, bind_unix, start_sites
 from spire_oidc.logs import AccessLogger
+from spire_oidc.memory import HeapTrimmer
 from spire_oidc.metrics import CertificateFile, EventMetrics, NullMetrics
 from spire_oidc.sources.base import Source
 from spire_oidc.store import KeyStore
@@ -287,7 +288,7 @@ async def start(config: Config, *, clock: Clock | None = None) -> Provider:
     if acme_service is not None:
         await acme_service.serve(main_runner, main_socks)
     else:
-        await start_sites(main_runner, main_socks, ssl_ctx)
+        await start_sites(main_runner, main_socks, ssl_ctx, handshake_timeout=KEEPALIVE_TIMEOUT)
     addresses = [_sock_name(s) for s in main_socks]
     if config.insecure_addr:
         log.warning("serving_http_insecure", address=config.insecure_addr, bound=addresses)
@@ -363,6 +364,10 @@ async def start(config: Config, *, clock: Clock | None = None) -> Provider:
     if reloader is not None:
         cert_watch = reloader
         provider.tasks.append(asyncio.create_task(_supervise(cert_watch.run, "certificate_watch")))
+    if isinstance(main_server, FastServer):
+        fast = main_server
+        trimmer = HeapTrimmer(lambda: fast.churn)  # peak RSS under connection bursts
+        provider.tasks.append(asyncio.create_task(_supervise(trimmer.run, "heap_trim")))
     if acme_service is not None:
         await acme_service.start()
     return provider

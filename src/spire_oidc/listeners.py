@@ -6,6 +6,7 @@ Bind failures become :class:`StartupError` with Go-like wording
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import os
@@ -105,13 +106,48 @@ def bind_unix(path: str) -> socket.socket:
     return sock
 
 
+class _SockSite(web.SockSite):
+    """aiohttp's SockSite with a bounded TLS handshake (Go bounds it by ReadHeaderTimeout)."""
+
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        sock: socket.socket,
+        *,
+        ssl_context: ssl.SSLContext | None,
+        handshake_timeout: float,
+    ) -> None:
+        super().__init__(runner, sock, ssl_context=ssl_context, backlog=BACKLOG)
+        self._handshake_timeout = handshake_timeout
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)
+        server = self._runner.server
+        assert server is not None
+        loop = asyncio.get_running_loop()
+        if self._ssl_context is None:
+            self._server = await loop.create_server(server, sock=self._sock, backlog=BACKLOG)
+        else:
+            self._server = await loop.create_server(
+                server,
+                sock=self._sock,
+                ssl=self._ssl_context,
+                backlog=BACKLOG,
+                ssl_handshake_timeout=self._handshake_timeout,
+            )
+
+
 async def start_sites(
-    runner: web.BaseRunner, socks: list[socket.socket], ssl_context: ssl.SSLContext | None = None
+    runner: web.BaseRunner,
+    socks: list[socket.socket],
+    ssl_context: ssl.SSLContext | None = None,
+    *,
+    handshake_timeout: float = 10.0,
 ) -> list[web.SockSite]:
-    """Serve ``runner`` on already-bound sockets."""
-    sites = []
+    """Serve ``runner`` on already-bound sockets; a TLS handshake must finish in time."""
+    sites: list[web.SockSite] = []
     for sock in socks:
-        site = web.SockSite(runner, sock, ssl_context=ssl_context, backlog=BACKLOG)
+        site = _SockSite(runner, sock, ssl_context=ssl_context, handshake_timeout=handshake_timeout)
         await site.start()
         sites.append(site)
     return sites

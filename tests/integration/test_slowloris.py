@@ -222,11 +222,6 @@ def _tls_config(bundle: Path, tmp_path: Path) -> tuple[Config, trustme.CA]:
     return file_config(bundle, insecure_addr="", serving_cert_file=scf), ca
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="listeners.start_sites uses aiohttp's SockSite, so the TLS handshake has asyncio's "
-    "default 60 s ssl_handshake_timeout; Go bounds it by ReadHeaderTimeout (10 s)",
-)
 async def test_tls_handshake_that_never_completes_is_cut_within_the_timeout(
     run_provider: Start, bundle: Path, tmp_path: Path, short_timeout: None
 ) -> None:
