@@ -206,8 +206,9 @@ NGINX_LOCATIONS = """\
 def run_wrk(port: int, scenario: Scenario, duration: float, connections: int) -> dict[str, Any]:
     scheme = "http" if scenario.listener == "plain" else "https"
     env = dict(os.environ, WRK_PATH=scenario.path, WRK_CLOSE="1" if scenario.close else "0")
+    seconds = max(1, round(duration))  # wrk takes whole seconds
     argv = [
-        "taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s",
+        "taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
         "--timeout", "5s", "--latency", "-s", str(BENCH / "wrk_report.lua"),
         f"{scheme}://127.0.0.1:{port}/",
     ]  # fmt: skip

@@ -160,6 +160,7 @@ class FastServer(web.Server):
         self.read_buffer = memoryview(bytearray(READ_BUFFER))
         self.fast_requests = 0  # answered on the fast path (tests and benchmarks read it)
         self.handovers = 0  # connections handed to the full handler
+        self.churn = 0  # connections opened or closed (memory.HeapTrimmer watches it)
         # One timer for every fast-path connection (not one per connection): it closes those
         # whose deadline passed, checking every SWEEP_FRACTION of the timeout (at most 1 s).
         self._sweep_interval = min(1.0, keepalive_timeout * SWEEP_FRACTION)
@@ -171,6 +172,7 @@ class FastServer(web.Server):
     def watch(self, conn: FastPathProtocol) -> None:
         """Track a new fast-path connection (for the idle sweep and for shutdown)."""
         self.fast_connections.add(conn)
+        self.churn += 1
         if self._sweeper is None and self.keepalive_timeout > 0:
             self._sweeper = self._loop.call_later(self._sweep_interval, self._sweep)
 
@@ -228,6 +230,7 @@ class FastPathProtocol(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._detach()
         self._transport = None
+        self._server.churn += 1
 
     def pause_writing(self) -> None:
         self._write_paused = True
