@@ -9,10 +9,16 @@ scripts/install-systemd-tools.sh  # systemd-analyze for tests/integration/test_p
 scripts/install-pebble.sh  # Debian's pebble ACME server for tests/integration/test_acme_*.py
 scripts/install-sslyze.sh  # the sslyze TLS scanner (own venv) for test_tls_safety.py
 export PATH="$PWD/.venv/bin:$PATH"
+failed=()
 echo "== ruff"
-ruff check src tests scripts bench
-ruff format --check src tests scripts bench
+ruff check src tests scripts bench || failed+=("ruff check")
+ruff format --check src tests scripts bench || failed+=("ruff format")
 echo "== mypy --strict src/"
-mypy --strict src/
+mypy --strict src/ || failed+=("mypy")
 echo "== pytest"
-pytest -q -p no:cacheprovider "$@"
+pytest -q -p no:cacheprovider "$@" || failed+=("pytest")
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "FAILED: ${failed[*]}" >&2
+  exit 1
+fi
+echo "all checks passed"

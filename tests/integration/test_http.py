@@ -435,7 +435,7 @@ async def test_trusted_proxies_unix_socket(
 ) -> None:
     """With "unix" listed, a proxy on the unix socket may forward the host."""
     sock = tmp_path / "s.sock"
-    p = await run_provider(
+    await run_provider(
         file_config(
             bundle,
             insecure_addr="",
