@@ -390,6 +390,32 @@ def upstream_rss(work: Path, args: argparse.Namespace) -> dict[str, float]:
     return result
 
 
+def acme_idle_rss(work: Path, bundle: Path, seconds: float = 3.0) -> float:
+    """Peak RSS (MiB) in ACME mode, idle: no ACME server is reachable offline, so the manager
+    keeps retrying (127.0.0.1:9) and the listener has no certificate to serve yet."""
+    conf = work / "provider-acme.conf"
+    conf.write_text(
+        'domains = ["oidc.example.org"]\n'
+        "acme {\n"
+        '  directory_url = "https://127.0.0.1:9/directory"\n'
+        '  email = "bench@example.org"\n'
+        "  tos_accepted = true\n"
+        f'  cache_dir = "{work / "acme-cache"}"\n'
+        f'  addr = "127.0.0.1:{free_port()}"\n'
+        "}\n"
+        f'file {{\n  path = "{bundle}"\n}}\n'
+    )
+    server = Server("acme", [str(EXE), "-config", str(conf)], SERVER_CPU, work / "acme.log")
+    server.start()
+    try:
+        time.sleep(seconds)
+        if not server.alive():
+            raise RuntimeError(f"the ACME-mode provider exited; see {server.log}")
+        return server.peak_rss_kib() / 1024
+    finally:
+        server.stop()
+
+
 # -- main ----------------------------------------------------------------------------------------
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -536,9 +562,11 @@ def main() -> int:
         report["rotation_latency"] = rot
         print("rotation latency (bench/rotation_latency.py):\n  " + rot.replace("\n", "\n  "))
         up = upstream_rss(work, args)
+        up["acme_idle"] = acme_idle_rss(work, bundle)
         report["upstream_peak_rss_mib"] = up
         print(
-            "provider peak RSS with gRPC sources (MiB, after keep-alive + new-connection load): "
+            "provider peak RSS with other sources (MiB; gRPC ones after keep-alive + "
+            "new-connection load, ACME idle without a certificate): "
             + ", ".join(f"{k} {v:.1f}" for k, v in up.items())
         )
     report["loadavg_after"] = Path("/proc/loadavg").read_text().split()[:3]

@@ -5,12 +5,18 @@ For exactly those (HTTP/1.1, ``GET``/``HEAD``, the exact route, one ``Host``, no
 conditional, range or forwarding header, strictly well-formed header lines) this protocol writes
 a pre-assembled response: the same status line, headers (in the same order) and body the full
 aiohttp handler produces, taken from the store's rendered bytes. Anything else — another path or
-method, ``If-*``/``Range``, proxy headers, a body, HTTP/1.0, unusual syntax, a head over 4 KiB,
-write back-pressure, a key set not loaded yet — hands the connection, with every byte not yet
-answered, to aiohttp's ``RequestHandler`` running the full :class:`~spire_oidc.web.ProviderHandler`,
-and the connection stays there. So aiohttp's parser and the full handler decide every case the
-fast path does not recognise, and the HTTP behaviour is the same on both paths (the tests in
-tests/integration pin it).
+method, ``If-*``/``Range``, proxy headers, a body, HTTP/1.0, unusual syntax, a head over 4 KiB
+or one that is not complete in what was read, write back-pressure, a key set not loaded yet —
+hands the connection, with every byte not yet answered, to aiohttp's ``RequestHandler`` running
+the full :class:`~spire_oidc.web.ProviderHandler`, and the connection stays there. So aiohttp's
+parser and the full handler decide every case the fast path does not recognise, and the HTTP
+behaviour is the same on both paths (the tests in tests/integration pin it).
+
+Timeouts are aiohttp's: a deadline set at connect and after each response bounds the wait for a
+complete head and keep-alive idleness; a connection handed over keeps its deadline until aiohttp
+dispatches its first request (so trickling a head cannot double the timeout), and a connection
+still writing a response to a slow reader is never cut. Shutdown closes idle connections at once
+and waits (up to the grace period) for responses still being written.
 
 Per request the fast path does a bounded scan of the head, a few comparisons and a dict lookup:
 no JSON encoding, no key conversion, no response objects (DESIGN.md decision 7).
@@ -19,6 +25,7 @@ no JSON encoding, no key conversion, no response objects (DESIGN.md decision 7).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from typing import Any, cast
@@ -135,8 +142,9 @@ class FastServer(web.Server):
     """aiohttp's low-level server whose connections start on the fast path.
 
     Everything aiohttp's runner and sites do with a ``web.Server`` keeps working: the protocol
-    factory, graceful shutdown (fast-path connections are idle between reads, so they are closed
-    at once), and every connection handed over becomes an ordinary ``RequestHandler``.
+    factory, graceful shutdown (idle fast-path connections close at once; those still writing a
+    response get the grace period), and every connection handed over becomes an ordinary
+    ``RequestHandler``.
     """
 
     def __init__(self, handler: ProviderHandler, *, keepalive_timeout: float, **kwargs: Any):
@@ -165,6 +173,13 @@ class FastServer(web.Server):
         # whose deadline passed, checking every SWEEP_FRACTION of the timeout (at most 1 s).
         self._sweep_interval = min(1.0, keepalive_timeout * SWEEP_FRACTION)
         self._sweeper: asyncio.TimerHandle | None = None
+        # Handed over before aiohttp dispatched a request on them: their fast-path deadline.
+        self._handed: dict[RequestHandler, float] = {}
+        # Closed while a response was still being written: shutdown waits for them.
+        self.draining: set[FastPathProtocol] = set()
+        self._drained = asyncio.Event()
+        self._full_handler = self.request_handler
+        self.request_handler = self._dispatch
 
     def __call__(self) -> FastPathProtocol:  # type: ignore[override]
         return FastPathProtocol(self)
@@ -173,15 +188,40 @@ class FastServer(web.Server):
         """Track a new fast-path connection (for the idle sweep and for shutdown)."""
         self.fast_connections.add(conn)
         self.churn += 1
+        self._arm()
+
+    def watch_handover(self, protocol: RequestHandler, deadline: float) -> None:
+        """Keep ``deadline`` for a handed-over connection until its first request is dispatched."""
+        self._handed[protocol] = deadline
+        self._arm()
+
+    async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
+        if self._handed:
+            self._handed.pop(request.protocol, None)
+        return await self._full_handler(request)
+
+    def drained(self) -> None:
+        """The last connection closed with a response pending has finished writing it."""
+        self._drained.set()
+
+    def _arm(self) -> None:
         if self._sweeper is None and self.keepalive_timeout > 0:
             self._sweeper = self._loop.call_later(self._sweep_interval, self._sweep)
 
     def _sweep(self) -> None:
         now = self._loop.time()
         for conn in [c for c in self.fast_connections if c.deadline <= now]:
-            conn.close()  # idle, or a request head that never completed: no answer, like aiohttp
+            if conn.writing():  # a slow reader still receiving a response: not idle
+                conn.deadline = now + self.keepalive_timeout
+            else:
+                conn.close()  # idle: closed without an answer, like aiohttp
+        for protocol in [p for p, deadline in self._handed.items() if deadline <= now]:
+            del self._handed[protocol]
+            transport = protocol.transport
+            if transport is not None and transport.get_write_buffer_size() == 0:
+                protocol.force_close()  # its head never completed in time (aiohttp's own close)
         self._sweeper = None
-        if self.fast_connections:
+        if self.fast_connections or self._handed:
             self._sweeper = self._loop.call_later(self._sweep_interval, self._sweep)
 
     def full_protocol(self) -> RequestHandler:
@@ -199,18 +239,25 @@ class FastServer(web.Server):
     async def shutdown(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
         for conn in list(self.fast_connections):
             conn.close()
+        self._handed.clear()
+        # Responses still in a transport's buffer (slow readers) are finished, within the grace.
+        if self.draining:
+            self._drained.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), timeout)
+        for conn in list(self.draining):
+            conn.abort()
         await super().shutdown(timeout)
 
 
 class FastPathProtocol(asyncio.BufferedProtocol):
     """One connection; answers recognised requests itself until the first one it does not."""
 
-    __slots__ = ("_buffer", "_scheme", "_server", "_transport", "_write_paused", "deadline")
+    __slots__ = ("_scheme", "_server", "_transport", "_write_paused", "deadline")
 
     def __init__(self, server: FastServer) -> None:
         self._server = server
         self._transport: asyncio.Transport | None = None
-        self._buffer = b""
         self._scheme = ""
         self._write_paused = False
         # Like aiohttp's keep-alive timer: set at connect and after every response, it bounds
@@ -230,7 +277,12 @@ class FastPathProtocol(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._detach()
         self._transport = None
-        self._server.churn += 1
+        server = self._server
+        server.churn += 1
+        if self in server.draining:
+            server.draining.discard(self)
+            if not server.draining:
+                server.drained()
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -247,21 +299,12 @@ class FastPathProtocol(asyncio.BufferedProtocol):
             return
         server = self._server
         data = server.read_buffer[:nbytes].tobytes()
-        if self._buffer:
-            data = self._buffer + data
-            self._buffer = b""
         pos = 0
         size = len(data)
         answered = False
         while pos < size:
             end = data.find(b"\r\n\r\n", pos, pos + MAX_HEAD)
-            if end < 0:
-                if size - pos >= MAX_HEAD:
-                    self._handover(data[pos:])
-                    return
-                self._buffer = data[pos:]  # a partial head: wait (bounded by the deadline)
-                break
-            if self._write_paused:
+            if end < 0 or self._write_paused:  # an incomplete or long head; back-pressure
                 self._handover(data[pos:])
                 return
             answer = self._answer(data, pos, end)
@@ -354,20 +397,36 @@ class FastPathProtocol(asyncio.BufferedProtocol):
         assert transport is not None
         self._detach()
         self._transport = None
-        self._server.handovers += 1
-        protocol = self._server.full_protocol()
+        server = self._server
+        server.handovers += 1
+        protocol = server.full_protocol()
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
         if self._write_paused:
             protocol.pause_writing()
+        if server.keepalive_timeout > 0:
+            server.watch_handover(protocol, self.deadline)
         protocol.data_received(data)
+
+    def writing(self) -> bool:
+        """True while a response is still in the transport's buffer (a slow reader)."""
+        transport = self._transport
+        return transport is not None and transport.get_write_buffer_size() > 0
 
     def close(self) -> None:
         """Close after the responses already written are flushed."""
         transport = self._transport
         self._detach()
-        if transport is not None:
+        if transport is not None and not transport.is_closing():
+            if transport.get_write_buffer_size() > 0:
+                self._server.draining.add(self)
             transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection now (shutdown grace exhausted)."""
+        self._server.draining.discard(self)
+        if self._transport is not None:
+            self._transport.abort()
 
     def _detach(self) -> None:
         self._server.fast_connections.discard(self)

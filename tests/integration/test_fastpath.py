@@ -179,7 +179,7 @@ async def test_handover_mid_connection_and_pipelining(pair: Pair) -> None:
 
 
 async def test_head_split_over_many_writes(pair: Pair) -> None:
-    """A request head that arrives in pieces is answered once complete."""
+    """A request head that arrives in pieces goes to the full handler, which answers it."""
     reader, writer = await asyncio.open_connection(*pair.fast)
     for piece in (b"GET /ke", b"ys HTTP/1.1\r\nHo", b"st: localhost\r", b"\n\r\n"):
         writer.write(piece)
@@ -188,7 +188,17 @@ async def test_head_split_over_many_writes(pair: Pair) -> None:
     data = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
     assert data.startswith(b"HTTP/1.1 200 OK")
     writer.close()
-    assert pair.server.handovers == 0
+    assert pair.server.handovers == 1
+
+
+async def test_unfinished_garbage_is_rejected_at_once(pair: Pair) -> None:
+    """Bytes that can never be an HTTP head (a TLS ClientHello on the plain port) get aiohttp's
+    immediate 400 on both paths, not a silent wait for the timeout."""
+    hello = b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + bytes(32)
+    fast = await _exchange(pair.fast, hello)
+    full = await _exchange(pair.full, hello)
+    assert fast.startswith(b"HTTP/1.1 400") or fast.startswith(b"HTTP/1.0 400")
+    assert _no_date(fast) == _no_date(full)
 
 
 async def test_many_pipelined_requests_without_reading(pair: Pair) -> None:

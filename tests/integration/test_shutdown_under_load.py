@@ -277,12 +277,6 @@ async def test_sigterm_under_load_completes_in_flight_requests_full_handler(
     await _sigterm_under_load(tmp_path, b"X-Forwarded-Proto: https\r\n", loop)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fastpath.py: FastServer.shutdown closes fast-path connections and returns at once, "
-    "so the process exits with a response still in a transport's write buffer (whatever the "
-    "kernel's socket buffers did not absorb is lost); the full handler waits for it",
-)
 async def test_sigterm_under_load_completes_in_flight_requests_fast_path(tmp_path: Path) -> None:
     """SIGTERM while large responses of the fast path are being written to slow readers: every
     one completes, no request is cut, and the process exits 0."""

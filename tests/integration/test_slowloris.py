@@ -179,11 +179,6 @@ async def test_connection_burst_fits_the_accept_queue(run_provider: Start, bundl
     assert (await raw_http(target, get("/keys"))).status == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fastpath.py hands a long unfinished head (> MAX_HEAD bytes) to aiohttp, whose "
-    "RequestHandler arms a fresh keep-alive timer: the head may take up to twice the timeout",
-)
 async def test_long_unfinished_head_is_cut_within_the_timeout(
     run_provider: Start, bundle: Path, short_timeout: None
 ) -> None:
