@@ -282,7 +282,9 @@ async def start(config: Config, *, clock: Clock | None = None) -> Provider:
             ),
             "access_log": logging.getLogger("spire_oidc.access"),
         }
-    main_server = main_http_server(handler, access)
+    main_server = main_http_server(handler, access, request_log=config.log_requests)
+    if prom is not None and isinstance(main_server, FastServer):
+        main_server.observer = prom.observe_request
     main_runner = web.ServerRunner(main_server, shutdown_timeout=SHUTDOWN_GRACE)
     await main_runner.setup()
     if acme_service is not None:
@@ -373,10 +375,13 @@ async def start(config: Config, *, clock: Clock | None = None) -> Provider:
     return provider
 
 
-def main_http_server(handler: ProviderHandler, access: dict[str, object]) -> web.Server:
-    """The main listener's server: the fast path (fastpath.py) unless every request must pass
-    aiohttp's access-log hook (request logging or request metrics), then plain ``web.Server``."""
-    if access.get("access_log") is None:
+def main_http_server(
+    handler: ProviderHandler, access: dict[str, object], *, request_log: bool
+) -> web.Server:
+    """The main listener's server: the fast path (fastpath.py), unless every request must be
+    logged through aiohttp's access-log hook (``log_requests``), then plain ``web.Server``.
+    Request metrics work on both: the fast path reports its answers through ``observer``."""
+    if not request_log:
         return FastServer(handler, keepalive_timeout=KEEPALIVE_TIMEOUT, **access)
     return web.Server(handler, keepalive_timeout=KEEPALIVE_TIMEOUT, **access)  # type: ignore[arg-type]
 

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import re
 import time
+from collections.abc import Callable
 from typing import Any, cast
 
 from aiohttp import web
@@ -161,6 +162,13 @@ class FastServer(web.Server):
             if route.isascii():
                 routes[route.encode("ascii")] = kind
         self.routes = routes
+        self.route_names = {
+            _KEYS: handler.plan.keys_route,
+            _DISCOVERY: handler.plan.discovery_route,
+        }
+        # Request metrics for fast-path answers (aiohttp's access-log hook never sees them):
+        # called with (route, status, seconds) after each answer; None when metrics are off.
+        self.observer: Callable[[str, int, float], None] | None = None
         self.fast_connections: set[FastPathProtocol] = set()
         # One read buffer for every fast-path connection: transports fill it and call
         # buffer_updated() synchronously, and the bytes are consumed (or copied) before return.
@@ -253,12 +261,13 @@ class FastServer(web.Server):
 class FastPathProtocol(asyncio.BufferedProtocol):
     """One connection; answers recognised requests itself until the first one it does not."""
 
-    __slots__ = ("_scheme", "_server", "_transport", "_write_paused", "deadline")
+    __slots__ = ("_kind", "_scheme", "_server", "_transport", "_write_paused", "deadline")
 
     def __init__(self, server: FastServer) -> None:
         self._server = server
         self._transport: asyncio.Transport | None = None
         self._scheme = ""
+        self._kind = 0
         self._write_paused = False
         # Like aiohttp's keep-alive timer: set at connect and after every response, it bounds
         # both the wait for a complete request head and keep-alive idleness (SPIRE's
@@ -307,6 +316,8 @@ class FastPathProtocol(asyncio.BufferedProtocol):
             if end < 0 or self._write_paused:  # an incomplete or long head; back-pressure
                 self._handover(data[pos:])
                 return
+            observer = server.observer
+            started = time.perf_counter() if observer is not None else 0.0
             answer = self._answer(data, pos, end)
             if answer is None:
                 self._handover(data[pos:])
@@ -314,6 +325,8 @@ class FastPathProtocol(asyncio.BufferedProtocol):
             response, close = answer
             transport.write(response)
             server.fast_requests += 1
+            if observer is not None:
+                observer(server.route_names[self._kind], 200, time.perf_counter() - started)
             answered = True
             if close:
                 self.close()
@@ -344,6 +357,7 @@ class FastPathProtocol(asyncio.BufferedProtocol):
         kind = self._server.routes.get(target)
         if kind is None:
             return None
+        self._kind = kind
         if _HEADER_LINES.fullmatch(data, line_end + 2, end + 2) is None:
             return None
         lines = data[line_end + 2 : end].split(b"\r\n")
