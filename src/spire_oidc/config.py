@@ -75,6 +75,7 @@ ACME_CHALLENGE_TYPES = ("tls-alpn-01", "http-01")
 DEFAULT_HEALTH_PORT = 8008
 METRICS_PATH = "/metrics"  # health_checks.metrics serves here
 DEFAULT_STATE_MAX_AGE = 24 * 3600.0
+DEFAULT_MAX_CONNECTIONS = 10000
 DEFAULT_SERVING_ADDR = ":443"
 
 JWT_ISSUER_WARNING = (
@@ -178,6 +179,7 @@ class Config:
     state_dir: str = ""  # "" = no persistence
     state_max_age: float = DEFAULT_STATE_MAX_AGE
     trusted_proxies: tuple[str, ...] | None = None  # None = trust every client (SPIRE)
+    max_connections: int = DEFAULT_MAX_CONNECTIONS  # concurrent connections on the main listener
     discovery_document: DiscoveryDocumentConfig = field(default_factory=DiscoveryDocumentConfig)
     path: str = ""  # the file it was read from
     warnings: tuple[str, ...] = field(default=(), compare=False)
@@ -263,6 +265,7 @@ _SCHEMA = (
     Field("state_dir", _S),
     Field("state_max_age", _S),
     Field("trusted_proxies", _L),
+    Field("max_connections", _I),
     Field(
         "discovery_document",
         _BLK,
@@ -392,6 +395,7 @@ def effective_config(cfg: Config) -> dict[str, object]:
         "state_dir": cfg.state_dir,
         "state_max_age": _seconds(cfg.state_max_age),
         "trusted_proxies": None if cfg.trusted_proxies is None else list(cfg.trusted_proxies),
+        "max_connections": cfg.max_connections,
         "discovery_document": {
             "authorization_endpoint": cfg.discovery_document.authorization_endpoint,
             "omit_authorization_endpoint": cfg.discovery_document.omit_authorization_endpoint,
@@ -655,6 +659,7 @@ class _Validator:
             state_dir=root.text("state_dir"),
             state_max_age=self._state_max_age(),
             trusted_proxies=self._trusted_proxies(),
+            max_connections=self._max_connections(),
             discovery_document=self._discovery_document(),
             path=self.path,
             warnings=tuple(self.warnings),
@@ -708,6 +713,16 @@ class _Validator:
             signing_algs_from_keys=block.flag("signing_algs_from_keys"),
             claims_supported=claims,
         )
+
+    def _max_connections(self) -> int:
+        if not self.root.has("max_connections"):
+            return DEFAULT_MAX_CONNECTIONS
+        value = self.root.integer("max_connections")
+        if value < 1:
+            raise self.error(
+                f"max_connections must be at least 1 (got {value})", self.root, "max_connections"
+            )
+        return value
 
     def _trusted_proxies(self) -> tuple[str, ...] | None:
         if not self.root.has("trusted_proxies"):

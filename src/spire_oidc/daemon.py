@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
 from spire_oidc import persist
 from spire_oidc.clock import Clock, SystemClock
@@ -34,6 +35,7 @@ from spire_oidc.config import (
     SourceConfig,
     WorkloadAPIConfig,
 )
+from spire_oidc.connlimit import ConnectionCap, raise_open_file_limit
 from spire_oidc.documents import DiscoveryOptions
 from spire_oidc.domains import DomainError
 from spire_oidc.errors import StartupError
@@ -283,6 +285,10 @@ async def start(config: Config, *, clock: Clock | None = None) -> Provider:
             "access_log": logging.getLogger("spire_oidc.access"),
         }
     main_server = main_http_server(handler, access, request_log=config.log_requests)
+    raise_open_file_limit(config.max_connections)
+    cap = ConnectionCap(config.max_connections)
+    if isinstance(main_server, (FastServer, CappedServer)):
+        main_server.cap = cap
     if prom is not None and isinstance(main_server, FastServer):
         main_server.observer = prom.observe_request
     main_runner = web.ServerRunner(main_server, shutdown_timeout=SHUTDOWN_GRACE)
@@ -383,7 +389,18 @@ def main_http_server(
     Request metrics work on both: the fast path reports its answers through ``observer``."""
     if not request_log:
         return FastServer(handler, keepalive_timeout=KEEPALIVE_TIMEOUT, **access)
-    return web.Server(handler, keepalive_timeout=KEEPALIVE_TIMEOUT, **access)  # type: ignore[arg-type]
+    return CappedServer(handler, keepalive_timeout=KEEPALIVE_TIMEOUT, **access)  # type: ignore[arg-type]
+
+
+class CappedServer(web.Server):
+    """aiohttp's low-level server with the ``max_connections`` cap (the fast path has its own)."""
+
+    cap: ConnectionCap | None = None
+
+    def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
+        super().connection_made(handler, transport)
+        if self.cap is not None:
+            self.cap.admit(len(self.connections), transport)
 
 
 def _restore_state(config: Config, store: KeyStore, clock: Clock) -> float | None:

@@ -34,6 +34,7 @@ from typing import Any, cast
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from spire_oidc.connlimit import ConnectionCap
 from spire_oidc.store import RenderedKeys
 from spire_oidc.web import DISCOVERY_HEADERS, ProviderHandler, keys_headers
 
@@ -169,6 +170,7 @@ class FastServer(web.Server):
         # Request metrics for fast-path answers (aiohttp's access-log hook never sees them):
         # called with (route, status, seconds) after each answer; None when metrics are off.
         self.observer: Callable[[str, int, float], None] | None = None
+        self.cap: ConnectionCap | None = None  # max_connections
         self.fast_connections: set[FastPathProtocol] = set()
         # One read buffer for every fast-path connection: transports fill it and call
         # buffer_updated() synchronously, and the bytes are consumed (or copied) before return.
@@ -282,6 +284,9 @@ class FastPathProtocol(asyncio.BufferedProtocol):
         server = self._server
         self.deadline = server.loop_time() + server.keepalive_timeout
         server.watch(self)
+        cap = server.cap
+        if cap is not None:
+            cap.admit(len(server.fast_connections) + len(server.connections), self._transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._detach()

@@ -980,6 +980,7 @@ def test_effective_config_minimal() -> None:
         "state_dir": "",
         "state_max_age": 86400,
         "trusted_proxies": None,
+        "max_connections": 10000,
         "discovery_document": {
             "authorization_endpoint": "",
             "omit_authorization_endpoint": False,
@@ -1035,6 +1036,7 @@ def test_effective_config_full() -> None:
         "state_dir": "",
         "state_max_age": 86400,
         "trusted_proxies": None,
+        "max_connections": 10000,
         "discovery_document": {
             "authorization_endpoint": "",
             "omit_authorization_endpoint": False,
@@ -1114,3 +1116,12 @@ def test_state_and_proxy_keys() -> None:
         parse('state_max_age = "1d"\n')
     with pytest.raises(ConfigError, match=r"trusted_proxies entry \"proxy\.example\" is not"):
         parse('trusted_proxies = ["proxy.example"]\n')
+
+
+def test_max_connections() -> None:
+    """max_connections (ours): an int (numeric strings too, like hcl), at least 1, default 10000."""
+    assert parse("").max_connections == 10000
+    assert parse("max_connections = 50\n").max_connections == 50
+    assert parse('max_connections = "64"\n').max_connections == 64
+    with pytest.raises(ConfigError, match="max_connections must be at least 1"):
+        parse("max_connections = 0\n")
