@@ -14,11 +14,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import logging
 import os
 import shutil
 import ssl
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ from tests.fakes.sink import short_socket_dir
 from tests.integration.support import file_config, get, raw_http, tcp_target, wait_for
 from tests.keyfactory import bundle_bytes, ec_key, rsa_key
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("restore_logging")]
 
 Start = Callable[[Config], Awaitable[Provider]]
 Private = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
@@ -124,20 +123,6 @@ class Secrets:
             if marker in text:
                 found.append(marker)
         return found
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for h in list(root.handlers):
-        root.removeHandler(h)
-        if h not in handlers:
-            h.close()
-    for h in handlers:
-        root.addHandler(h)
-    root.setLevel(level)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import stat
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -18,23 +18,9 @@ from spire_oidc.logs import setup_logging
 from tests.integration.support import file_config, get, raw_http, tcp_target, wait_for
 from tests.keyfactory import bundle_bytes, ec_key, public_jwk
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("restore_logging")]
 
 Start = Callable[[Config], Awaitable[Provider]]
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for h in list(root.handlers):
-        root.removeHandler(h)
-        if h not in handlers:
-            h.close()
-    for h in handlers:
-        root.addHandler(h)
-    root.setLevel(level)
 
 
 async def test_json_log_file_and_request_lines(run_provider: Start, tmp_path: Path) -> None:

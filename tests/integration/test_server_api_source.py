@@ -8,15 +8,13 @@ expired authorities dropped, a per-call deadline, recovery that does not wait fo
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-import structlog
 
 from spire_oidc._proto.spire.api.types import bundle_pb2 as types_pb2
 from spire_oidc.clock import FakeClock
@@ -24,7 +22,7 @@ from spire_oidc.config import ServerAPIConfig
 from spire_oidc.sources.server_api import GET_BUNDLE_METHOD, ServerAPISource, bundle_keys
 from tests.fakes.fake_server_api import FakeServerAPI, authority
 from tests.fakes.keys import der_of, ec_key, pkix, rsa_key
-from tests.fakes.sink import RecordingSink, running, short_socket_dir
+from tests.fakes.sink import RecordingSink, running
 
 pytestmark = pytest.mark.integration
 
@@ -36,30 +34,11 @@ RSA1 = rsa_key()
 
 
 @pytest.fixture
-def sock_dir(tmp_path: Path) -> Iterator[Path]:
-    d = short_socket_dir(tmp_path)
-    yield d
-    if d != tmp_path:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture
 async def server(sock_dir: Path) -> AsyncIterator[FakeServerAPI]:
     fake = FakeServerAPI(sock_dir / "api.sock")
     await fake.start()
     yield fake
     await fake.stop()
-
-
-@pytest.fixture
-def logs() -> Iterator[list[dict[str, Any]]]:
-    saved = structlog.get_config()
-    structlog.reset_defaults()
-    try:
-        with structlog.testing.capture_logs() as captured:
-            yield captured
-    finally:
-        structlog.configure(**saved)
 
 
 def make_source(

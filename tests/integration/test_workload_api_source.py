@@ -9,16 +9,14 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import shutil
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import grpc.aio
 import pytest
-import structlog
 from spiffe._proto import workload_pb2, workload_pb2_grpc
 
 from spire_oidc.clock import FakeClock
@@ -27,7 +25,7 @@ from spire_oidc.errors import ConfigError
 from spire_oidc.sources.workload_api import Backoff, WorkloadAPISource
 from tests.fakes.fake_workload_api import FakeWorkloadAPI
 from tests.fakes.keys import der_of, ec_key, jwk, jwks, rsa_key
-from tests.fakes.sink import RecordingSink, running, short_socket_dir
+from tests.fakes.sink import RecordingSink, running
 
 pytestmark = pytest.mark.integration
 
@@ -42,30 +40,11 @@ RSA1 = rsa_key()
 
 
 @pytest.fixture
-def sock_dir(tmp_path: Path) -> Iterator[Path]:
-    d = short_socket_dir(tmp_path)
-    yield d
-    if d != tmp_path:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture
 async def agent(sock_dir: Path) -> AsyncIterator[FakeWorkloadAPI]:
     fake = FakeWorkloadAPI(sock_dir / "agent.sock")
     await fake.start()
     yield fake
     await fake.stop()
-
-
-@pytest.fixture
-def logs() -> Iterator[list[dict[str, Any]]]:
-    saved = structlog.get_config()
-    structlog.reset_defaults()
-    try:
-        with structlog.testing.capture_logs() as captured:
-            yield captured
-    finally:
-        structlog.configure(**saved)
 
 
 def make_source(
