@@ -23,7 +23,6 @@ included). Drive it from the event loop that runs it (it is not thread-safe).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +32,7 @@ import grpc.aio
 
 from spire_oidc._proto.spire.api.server.bundle.v1 import bundle_pb2 as service_pb2
 from spire_oidc._proto.spire.api.types import bundle_pb2 as types_pb2
+from tests.fakes.grpc_fake import UnixGrpcFake
 from tests.fakes.sink import wait_until
 
 SERVICE = "spire.api.server.bundle.v1.Bundle"
@@ -72,15 +72,14 @@ def apply_mask(bundle: types_pb2.Bundle, request: service_pb2.GetBundleRequest) 
     return out
 
 
-class FakeServerAPI:
+class FakeServerAPI(UnixGrpcFake):
     """A controllable SPIRE server bundle API."""
 
     def __init__(
         self, socket_path: str | os.PathLike[str], *, trust_domain: str = "example.org"
     ) -> None:
-        self.socket_path = os.path.abspath(os.fspath(socket_path))
+        super().__init__(socket_path)
         self.trust_domain = trust_domain
-        self._server: grpc.aio.Server | None = None
         self._bundle: types_pb2.Bundle | None = None
         self._error: tuple[grpc.StatusCode, str] | None = None
         self._fail_next: list[tuple[grpc.StatusCode, str]] = []
@@ -96,14 +95,8 @@ class FakeServerAPI:
         """The ``server_api.address`` to configure: ``unix:///abs/path``."""
         return "unix://" + self.socket_path
 
-    @property
-    def running(self) -> bool:
-        return self._server is not None
-
-    async def start(self) -> None:
-        if self._server is not None:
-            raise RuntimeError("already running")
-        handler = grpc.method_handlers_generic_handler(
+    def _handler(self) -> grpc.GenericRpcHandler:
+        return grpc.method_handlers_generic_handler(
             SERVICE,
             {
                 METHOD: grpc.unary_unary_rpc_method_handler(
@@ -113,30 +106,6 @@ class FakeServerAPI:
                 )
             },
         )
-        server = grpc.aio.server()
-        server.add_generic_rpc_handlers((handler,))
-        server.add_insecure_port("unix:" + self.socket_path)
-        await server.start()
-        self._server = server
-
-    async def stop(self) -> None:
-        """Kill the server: in-flight calls are aborted, the socket is removed."""
-        server, self._server = self._server, None
-        if server is not None:
-            await server.stop(grace=None)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.socket_path)
-
-    async def restart(self) -> None:
-        await self.stop()
-        await self.start()
-
-    async def __aenter__(self) -> FakeServerAPI:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # -- what it serves ---------------------------------------------------------------------------
     def set_bundle(

@@ -23,7 +23,6 @@ it (it is not thread-safe); every method except start/stop/restart is synchronou
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 import time
@@ -34,6 +33,7 @@ import grpc
 import grpc.aio
 from spiffe._proto import workload_pb2
 
+from tests.fakes.grpc_fake import UnixGrpcFake
 from tests.fakes.sink import wait_until
 
 SERVICE = "SpiffeWorkloadAPI"
@@ -56,15 +56,14 @@ def _serialize(message: workload_pb2.JWTBundlesResponse | bytes) -> bytes:
     return message.SerializeToString()
 
 
-class FakeWorkloadAPI:
+class FakeWorkloadAPI(UnixGrpcFake):
     """A controllable SPIRE agent Workload API (JWT bundles only)."""
 
     def __init__(self, socket_path: str | os.PathLike[str], *, check_header: bool = True) -> None:
-        self.socket_path = os.path.abspath(os.fspath(socket_path))
+        super().__init__(socket_path)
         self.check_header = check_header
         # When set, each stream is closed (status OK) right after its first message.
         self.close_after_first = False
-        self._server: grpc.aio.Server | None = None
         self._current: workload_pb2.JWTBundlesResponse | None = None
         self._error: _Abort | None = None
         self._streams: set[asyncio.Queue[object]] = set()
@@ -78,15 +77,8 @@ class FakeWorkloadAPI:
     def target(self) -> str:
         return "unix://" + self.socket_path
 
-    @property
-    def running(self) -> bool:
-        return self._server is not None
-
-    async def start(self) -> None:
-        """Bind the socket and serve (a stale socket file is replaced)."""
-        if self._server is not None:
-            raise RuntimeError("already running")
-        handler = grpc.method_handlers_generic_handler(
+    def _handler(self) -> grpc.GenericRpcHandler:
+        return grpc.method_handlers_generic_handler(
             SERVICE,
             {
                 METHOD: grpc.unary_stream_rpc_method_handler(
@@ -96,33 +88,13 @@ class FakeWorkloadAPI:
                 )
             },
         )
-        server = grpc.aio.server()
-        server.add_generic_rpc_handlers((handler,))
-        server.add_insecure_port("unix:" + self.socket_path)
-        await server.start()
-        self._server = server
 
     async def stop(self, *, remove_socket: bool = True) -> None:
         """Kill the agent: every open stream is aborted. ``remove_socket=False`` leaves a stale
         socket file behind (nobody listening: connections are refused)."""
-        server, self._server = self._server, None
-        if server is not None:
-            await server.stop(grace=None)
-        with contextlib.suppress(FileNotFoundError):  # gRPC normally removes it already
-            os.unlink(self.socket_path)
+        await self._kill()
         if not remove_socket:
             _stale_socket(self.socket_path)
-
-    async def restart(self) -> None:
-        await self.stop()
-        await self.start()
-
-    async def __aenter__(self) -> FakeWorkloadAPI:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # -- what it serves ---------------------------------------------------------------------------
     @property
