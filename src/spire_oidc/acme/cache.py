@@ -39,8 +39,6 @@ class Cache(Protocol):
 
     def put(self, name: str, data: bytes) -> None: ...
 
-    def delete(self, name: str) -> None: ...
-
     def set_aside(self, name: str) -> str | None: ...
 
     def describe(self) -> str: ...
@@ -110,14 +108,6 @@ class DirCache:
                 os.unlink(tmp)
             raise CacheError(f"write {path}: {exc.strerror or exc}") from exc
 
-    def delete(self, name: str) -> None:
-        try:
-            os.unlink(self._path(name))
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise CacheError(f"remove {self._path(name)}: {exc.strerror}") from exc
-
     def set_aside(self, name: str) -> str | None:
         """Rename an unusable entry to ``<name>.invalid`` (kept for the operator); new name."""
         src = self._path(name)
@@ -145,9 +135,6 @@ class MemoryCache:
 
     def put(self, name: str, data: bytes) -> None:
         self._data[_check_name(name)] = data
-
-    def delete(self, name: str) -> None:
-        self._data.pop(_check_name(name), None)
 
     def set_aside(self, name: str) -> str | None:
         return None if self._data.pop(_check_name(name), None) is None else "(dropped)"

@@ -39,7 +39,6 @@ log = structlog.get_logger("spire_oidc.acme")
 
 TLS_ALPN_01 = "tls-alpn-01"
 HTTP_01 = "http-01"
-CHALLENGE_TYPES = (TLS_ALPN_01, HTTP_01)
 ORDER_TIMEOUT = 300.0
 _FIRST_POLL = 0.025
 _MAX_POLL = 2.0
