@@ -15,7 +15,8 @@ from __future__ import annotations
 import ssl
 import sys
 
-from spire_oidc import cli, tls
+from spire_oidc import cli
+from spire_oidc.http import tls
 
 _make_context = tls.server_context
 

@@ -33,9 +33,9 @@ import structlog
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the fakes live with the tests (tests.fakes)
 
-from spire_oidc.clock import SystemClock  # noqa: E402
-from spire_oidc.config import WorkloadAPIConfig  # noqa: E402
-from spire_oidc.keys import KeySet  # noqa: E402
+from spire_oidc.config.model import WorkloadAPIConfig  # noqa: E402
+from spire_oidc.core.clock import SystemClock  # noqa: E402
+from spire_oidc.core.keys import KeySet  # noqa: E402
 from spire_oidc.sources.workload_api import WorkloadAPISource  # noqa: E402
 from tests.fakes.fake_workload_api import FakeWorkloadAPI  # noqa: E402
 from tests.fakes.keys import ec_key, jwk, jwks  # noqa: E402

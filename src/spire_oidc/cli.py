@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from spire_oidc import __version__
+from spire_oidc.config.goflag import Flag, FlagError, HelpRequested, defaults_text, parse
 from spire_oidc.errors import ConfigError, ProviderError
-from spire_oidc.goflag import Flag, FlagError, HelpRequested, defaults_text, parse
 
 SPIRE_FLAGS = [
     Flag("config", "configuration file", "oidc-discovery-provider.conf"),
@@ -91,7 +91,7 @@ def cmd_validate(args: list[str], out: TextIO, err: TextIO) -> int:
     values = _parse_subcommand("validate", VALIDATE_FLAGS, args, err)
     if isinstance(values, int):
         return values
-    from spire_oidc.config import effective_config, load_config
+    from spire_oidc.config.model import effective_config, load_config
 
     try:
         cfg = load_config(
@@ -154,7 +154,7 @@ def cmd_demo(args: list[str], out: TextIO, err: TextIO) -> int:
 
 def serve(config_path: str, *, expand: bool, err: TextIO) -> int:
     """Load, set up logging, run until a signal; errors print one line and exit 1."""
-    from spire_oidc.config import load_config
+    from spire_oidc.config.model import load_config
     from spire_oidc.logs import setup_logging
 
     try:

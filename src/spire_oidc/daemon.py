@@ -25,9 +25,8 @@ import structlog
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from spire_oidc import persist
-from spire_oidc.clock import Clock, SystemClock
-from spire_oidc.config import (
+from spire_oidc.config.domains import DomainError
+from spire_oidc.config.model import (
     METRICS_PATH,
     Config,
     FileConfig,
@@ -35,20 +34,21 @@ from spire_oidc.config import (
     SourceConfig,
     WorkloadAPIConfig,
 )
-from spire_oidc.connlimit import ConnectionCap, raise_open_file_limit
-from spire_oidc.documents import DiscoveryOptions
-from spire_oidc.domains import DomainError
+from spire_oidc.core import persist
+from spire_oidc.core.clock import Clock, SystemClock
+from spire_oidc.core.documents import DiscoveryOptions
+from spire_oidc.core.store import KeyStore
 from spire_oidc.errors import StartupError
-from spire_oidc.fastpath import FastServer
-from spire_oidc.health import HealthHandler, ProcessState
-from spire_oidc.listeners import bind_tcp, bind_unix, start_sites
+from spire_oidc.http.connlimit import ConnectionCap, raise_open_file_limit
+from spire_oidc.http.fastpath import FastServer
+from spire_oidc.http.health import HealthHandler, ProcessState
+from spire_oidc.http.listeners import bind_tcp, bind_unix, start_sites
+from spire_oidc.http.memory import HeapTrimmer
+from spire_oidc.http.metrics import CertificateFile, EventMetrics, NullMetrics
+from spire_oidc.http.tls import CertFileReloader
+from spire_oidc.http.web import ProviderHandler, WebSettings
 from spire_oidc.logs import AccessLogger
-from spire_oidc.memory import HeapTrimmer
-from spire_oidc.metrics import CertificateFile, EventMetrics, NullMetrics
 from spire_oidc.sources.base import Source
-from spire_oidc.store import KeyStore
-from spire_oidc.tls import CertFileReloader
-from spire_oidc.web import ProviderHandler, WebSettings
 
 if TYPE_CHECKING:
     from spire_oidc.acme.service import AcmeService
@@ -223,7 +223,7 @@ async def start(config: Config, *, clock: Clock | None = None) -> Provider:
         raise StartupError(str(exc)) from exc
     prom: ProviderMetrics | None = None
     if config.health_checks is not None and config.health_checks.metrics:
-        from spire_oidc.metrics import ROUTE_DISCOVERY, ROUTE_KEYS, ProviderMetrics
+        from spire_oidc.http.metrics import ROUTE_DISCOVERY, ROUTE_KEYS, ProviderMetrics
 
         prom = ProviderMetrics(
             store=store,

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from spire_oidc.keys import JWTKey, b64url, jwk_members
+from spire_oidc.core.keys import JWTKey, b64url, jwk_members
 
 DEMO_ADDR = "127.0.0.1:8080"
 DEMO_TRUST_DOMAIN = "example.org"
@@ -112,7 +112,7 @@ def ensure_demo(directory: str, *, addr: str = DEMO_ADDR) -> tuple[DemoFiles, bo
 
 def demo_issuer(files: DemoFiles) -> str:
     """The issuer the demo provider serves for Host ``localhost:<port>``."""
-    from spire_oidc.config import load_config
+    from spire_oidc.config.model import load_config
 
     addr = load_config(str(files.config)).insecure_addr
     return f"http://localhost:{addr.rpartition(':')[2]}"

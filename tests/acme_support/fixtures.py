@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from spire_oidc.config import AcmeConfig, Config, FileConfig
+from spire_oidc.config.model import AcmeConfig, Config, FileConfig
 from tests.acme_support.dns import LoopbackDNS
 from tests.acme_support.pebble import Pebble
 from tests.integration.support import parse_response

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from spire_oidc.keys import KeySet
+from spire_oidc.core.keys import KeySet
 
 
 @dataclass

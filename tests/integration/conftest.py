@@ -12,7 +12,7 @@ import pytest
 import structlog
 import structlog.testing
 
-from spire_oidc.config import Config
+from spire_oidc.config.model import Config
 from spire_oidc.daemon import Provider, start
 from tests.fakes.sink import short_socket_dir
 

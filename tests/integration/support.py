@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from spire_oidc.config import Config, FileConfig
+from spire_oidc.config.model import Config, FileConfig
 from spire_oidc.daemon import Provider, start
 
 

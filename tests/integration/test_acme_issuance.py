@@ -209,7 +209,7 @@ async def test_acme_events_reach_the_metrics(
     """With metrics on, the ACME order and the certificate's expiry appear on /metrics."""
     from dataclasses import replace
 
-    from spire_oidc.config import HealthChecksConfig
+    from spire_oidc.config.model import HealthChecksConfig
 
     pebble = await pebble_factory()
     hc = HealthChecksConfig(bind_port=0, bind_host="127.0.0.1", metrics=True)

@@ -15,7 +15,7 @@ from aiohttp import web
 from spire_oidc.acme.certs import context_from_pem
 from spire_oidc.acme.listener import PeekSite
 from spire_oidc.acme.selector import CertificateTable
-from spire_oidc.listeners import bind_tcp
+from spire_oidc.http.listeners import bind_tcp
 
 pytestmark = pytest.mark.integration
 

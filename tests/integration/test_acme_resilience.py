@@ -11,7 +11,7 @@ import pytest
 import structlog
 
 from spire_oidc.acme.certs import decode_entry
-from spire_oidc.config import HealthChecksConfig
+from spire_oidc.config.model import HealthChecksConfig
 from spire_oidc.daemon import Provider
 from tests.acme_support.fixtures import (
     NAME,

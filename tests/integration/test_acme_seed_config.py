@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from spire_oidc.config import parse_config
+from spire_oidc.config.model import parse_config
 from spire_oidc.daemon import Provider
 from tests.acme_support.fixtures import (
     NAME,

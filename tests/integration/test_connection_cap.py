@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from spire_oidc.config import Config
+from spire_oidc.config.model import Config
 from spire_oidc.daemon import Provider
 from tests.integration.support import file_config, get, parse_response, tcp_target, wait_for
 from tests.keyfactory import bundle_bytes, ec_key, public_jwk

@@ -14,14 +14,14 @@ import pytest
 import trustme
 from aiohttp import web
 
-from spire_oidc.clock import SystemClock
-from spire_oidc.config import Config, ServingCertFileConfig
+from spire_oidc.config.model import Config, ServingCertFileConfig
+from spire_oidc.core.clock import SystemClock
+from spire_oidc.core.keys import KeySet, key_from_jwk
+from spire_oidc.core.store import KeyStore
 from spire_oidc.daemon import KEEPALIVE_TIMEOUT, Provider, run_blocking
-from spire_oidc.fastpath import FastServer
-from spire_oidc.keys import KeySet, key_from_jwk
-from spire_oidc.listeners import start_sites
-from spire_oidc.store import KeyStore
-from spire_oidc.web import ProviderHandler, WebSettings
+from spire_oidc.http.fastpath import FastServer
+from spire_oidc.http.listeners import start_sites
+from spire_oidc.http.web import ProviderHandler, WebSettings
 from tests.integration.support import file_config, get, parse_response, tcp_target, wait_for
 from tests.keyfactory import bundle_bytes, ec_key, public_jwk, rsa_key
 
@@ -379,6 +379,6 @@ def test_fast_path_imports_no_upstream_client() -> None:
     """fastpath.py, like web.py, reads rendered bytes only: no gRPC, SPIFFE, ACME or sources."""
     from tests.unit.test_architecture import FORBIDDEN, _imports
 
-    for name in _imports("fastpath.py"):
+    for name in _imports("http/fastpath.py"):
         assert not name.startswith(FORBIDDEN), name
         assert not name.startswith("spire_oidc.sources"), name

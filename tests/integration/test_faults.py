@@ -31,9 +31,9 @@ from spiffe._proto import workload_pb2
 
 from spire_oidc._proto.spire.api.server.bundle.v1 import bundle_pb2 as service_pb2
 from spire_oidc._proto.spire.api.types import bundle_pb2 as types_pb2
-from spire_oidc.config import Config, FileConfig, ServerAPIConfig, WorkloadAPIConfig
+from spire_oidc.config.model import Config, FileConfig, ServerAPIConfig, WorkloadAPIConfig
+from spire_oidc.core.store import RenderedKeys
 from spire_oidc.daemon import Provider
-from spire_oidc.store import RenderedKeys
 from tests.fakes.fake_server_api import FakeServerAPI, authority
 from tests.fakes.fake_workload_api import FakeWorkloadAPI
 from tests.fakes.keys import ec_key, jwk, jwks, pkix

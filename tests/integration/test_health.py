@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from spire_oidc.clock import FakeClock
-from spire_oidc.config import Config, HealthChecksConfig
+from spire_oidc.config.model import Config, HealthChecksConfig
+from spire_oidc.core.clock import FakeClock
+from spire_oidc.core.keys import KeySet
+from spire_oidc.core.store import KeyStore
 from spire_oidc.daemon import Provider
-from spire_oidc.health import HealthHandler, ProcessState, freshness_threshold
-from spire_oidc.keys import KeySet
-from spire_oidc.store import KeyStore
+from spire_oidc.http.health import HealthHandler, ProcessState, freshness_threshold
 from tests.integration.support import file_config, get, raw_http, wait_for
 from tests.keyfactory import bundle_bytes, ec_key, public_jwk
 

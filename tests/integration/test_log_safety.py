@@ -26,7 +26,12 @@ import trustme
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from spire_oidc.config import Config, ServerAPIConfig, ServingCertFileConfig, WorkloadAPIConfig
+from spire_oidc.config.model import (
+    Config,
+    ServerAPIConfig,
+    ServingCertFileConfig,
+    WorkloadAPIConfig,
+)
 from spire_oidc.daemon import Provider
 from spire_oidc.logs import setup_logging
 from tests.fakes.fake_server_api import FakeServerAPI, authority

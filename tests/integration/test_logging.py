@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from spire_oidc.config import Config
+from spire_oidc.config.model import Config
 from spire_oidc.daemon import Provider
 from spire_oidc.logs import setup_logging
 from tests.integration.support import file_config, get, raw_http, tcp_target, wait_for

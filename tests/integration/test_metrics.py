@@ -15,7 +15,7 @@ import trustme
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from spire_oidc.config import Config, HealthChecksConfig, ServingCertFileConfig
+from spire_oidc.config.model import Config, HealthChecksConfig, ServingCertFileConfig
 from spire_oidc.daemon import Provider
 from tests.integration.support import file_config, get, raw_http, tcp_target, wait_for
 from tests.keyfactory import bundle_bytes, ec_key, public_jwk
@@ -81,7 +81,7 @@ async def test_scrape_counts_requests_keys_and_source(run_provider: Start, bundl
 
     m = await scrape(p)
     assert value(m, "spire_oidc_http_requests_total", route="keys", code="200") == 5
-    from spire_oidc.fastpath import FastServer
+    from spire_oidc.http.fastpath import FastServer
 
     server = p.main_runner.server
     assert isinstance(server, FastServer) and server.fast_requests >= 3  # counted on the fast path
@@ -251,7 +251,7 @@ def test_prometheus_client_imported_only_when_enabled(tmp_path: Path, bundle: Pa
 import asyncio, sys
 from spire_oidc.daemon import start
 from tests.integration.support import file_config
-from spire_oidc.config import HealthChecksConfig
+from spire_oidc.config.model import HealthChecksConfig
 from pathlib import Path
 
 async def main(metrics):

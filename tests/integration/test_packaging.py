@@ -30,7 +30,7 @@ from dockerfile_parse import DockerfileParser
 from packaging.requirements import Requirement
 
 from spire_oidc import __version__
-from spire_oidc.config import parse_config
+from spire_oidc.config.model import parse_config
 from tests.keyfactory import bundle_bytes, ec_key, public_jwk
 from tests.paths import REPO
 

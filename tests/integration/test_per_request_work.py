@@ -19,10 +19,11 @@ from typing import Any
 
 import pytest
 
-from spire_oidc import documents, keys, store, web
-from spire_oidc.config import Config, FileConfig
+from spire_oidc.config.model import Config, FileConfig
+from spire_oidc.core import documents, keys, store
 from spire_oidc.daemon import Provider
-from spire_oidc.fastpath import FastServer
+from spire_oidc.http import web
+from spire_oidc.http.fastpath import FastServer
 from tests.integration.support import file_config, get, tcp_target, wait_for
 from tests.keyfactory import bundle_bytes, ec_key, public_jwk, rsa_key
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from spire_oidc import persist
-from spire_oidc.config import Config, HealthChecksConfig
+from spire_oidc.config.model import Config, HealthChecksConfig
+from spire_oidc.core import persist
 from spire_oidc.daemon import Provider
 from tests.integration.support import file_config, get, raw_http, tcp_target, wait_for
 from tests.keyfactory import bundle_bytes, ec_key, public_jwk
@@ -55,7 +55,7 @@ async def test_persisted_keys_expire(run_provider: Start, tmp_path: Path) -> Non
     """Persisted keys older than state_max_age are not served (a revoked key is not kept forever)."""
     state = tmp_path / "state"
     keys_doc = [public_jwk("old", ec_key())]
-    from spire_oidc.keys import KeySet, key_from_jwk
+    from spire_oidc.core.keys import KeySet, key_from_jwk
 
     ks = KeySet(tuple(key_from_jwk(k) for k in keys_doc))
     import time

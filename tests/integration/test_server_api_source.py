@@ -17,8 +17,8 @@ import grpc
 import pytest
 
 from spire_oidc._proto.spire.api.types import bundle_pb2 as types_pb2
-from spire_oidc.clock import FakeClock
-from spire_oidc.config import ServerAPIConfig
+from spire_oidc.config.model import ServerAPIConfig
+from spire_oidc.core.clock import FakeClock
 from spire_oidc.sources.server_api import GET_BUNDLE_METHOD, ServerAPISource, bundle_keys
 from tests.fakes.fake_server_api import FakeServerAPI, authority
 from tests.fakes.keys import der_of, ec_key, pkix, rsa_key

@@ -33,7 +33,7 @@ import pytest
 import trustme
 from cryptography import x509
 
-from spire_oidc.config import Config, ServingCertFileConfig
+from spire_oidc.config.model import Config, ServingCertFileConfig
 from spire_oidc.daemon import Provider
 from tests.integration.support import file_config, wait_for
 from tests.keyfactory import bundle_bytes, ec_key, public_jwk, rsa_key

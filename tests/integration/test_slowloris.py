@@ -24,7 +24,7 @@ import pytest
 import trustme
 
 from spire_oidc import daemon
-from spire_oidc.config import Config, ServingCertFileConfig
+from spire_oidc.config.model import Config, ServingCertFileConfig
 from spire_oidc.daemon import Provider
 from tests.integration.support import file_config, get, raw_http, tcp_target, wait_for
 from tests.keyfactory import bundle_bytes, ec_key, public_jwk

@@ -13,7 +13,7 @@ import pytest
 import trustme
 from cryptography import x509
 
-from spire_oidc.config import Config, ServingCertFileConfig
+from spire_oidc.config.model import Config, ServingCertFileConfig
 from spire_oidc.daemon import Provider
 from spire_oidc.errors import StartupError
 from tests.integration.support import file_config, get, raw_http, wait_for

@@ -28,11 +28,12 @@ import pytest
 import trustme
 from structlog.testing import capture_logs
 
-from spire_oidc import demo, persist
+from spire_oidc import demo
 from spire_oidc.acme.cache import ACCOUNT_KEY, DirCache
-from spire_oidc.config import Config, ServingCertFileConfig
+from spire_oidc.config.model import Config, ServingCertFileConfig
+from spire_oidc.core import persist
+from spire_oidc.core.keys import JWTKey, KeySet
 from spire_oidc.daemon import Provider
-from spire_oidc.keys import JWTKey, KeySet
 from tests.integration.support import file_config, tcp_target, wait_for
 from tests.keyfactory import bundle_bytes, ec_key, public_jwk, rsa_key
 from tests.paths import REPO

@@ -19,8 +19,8 @@ import grpc.aio
 import pytest
 from spiffe._proto import workload_pb2, workload_pb2_grpc
 
-from spire_oidc.clock import FakeClock
-from spire_oidc.config import WorkloadAPIConfig
+from spire_oidc.config.model import WorkloadAPIConfig
+from spire_oidc.core.clock import FakeClock
 from spire_oidc.errors import ConfigError
 from spire_oidc.sources.workload_api import Backoff, WorkloadAPISource
 from tests.fakes.fake_workload_api import FakeWorkloadAPI

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from spire_oidc.config import DiscoveryDocumentConfig, effective_config, parse_config
+from spire_oidc.config.model import DiscoveryDocumentConfig, effective_config, parse_config
+from spire_oidc.core.documents import SPIRE_DISCOVERY, DiscoveryOptions, render_discovery
+from spire_oidc.core.keys import JWTKey, KeySet
 from spire_oidc.daemon import discovery_options, start
-from spire_oidc.documents import SPIRE_DISCOVERY, DiscoveryOptions, render_discovery
 from spire_oidc.errors import ConfigError
-from spire_oidc.keys import JWTKey, KeySet
 from tests.integration.support import file_config, get, raw_http, tcp_target, wait_for
 from tests.keyfactory import bundle_bytes, ec_key, public_jwk, rsa_key
 

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from spire_oidc import cli
-from spire_oidc.keys import JWTKey, jwk_members
+from spire_oidc.core.keys import JWTKey, jwk_members
 from tests.keyfactory import ec_key, rsa_key
 
 pytestmark = pytest.mark.integration

@@ -11,6 +11,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from spire_oidc.config.goflag import FlagError
+from spire_oidc.core.keys import JWTKey, jwk_members
 from spire_oidc.doctor import jws
 from spire_oidc.doctor.checks import run_checks
 from spire_oidc.doctor.command import parse_args
@@ -19,8 +21,6 @@ from spire_oidc.doctor.findings import Finding, key_alg
 from spire_oidc.doctor.observe import Observation
 from spire_oidc.doctor.parties import BY_NAME, PARTIES
 from spire_oidc.doctor.report import exit_code
-from spire_oidc.goflag import FlagError
-from spire_oidc.keys import JWTKey, jwk_members
 from tests.keyfactory import PrivateKey, ec_key, rsa_key
 
 CASES: list[tuple[str, PrivateKey]] = [

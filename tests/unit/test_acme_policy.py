@@ -15,7 +15,7 @@ from spire_oidc.acme.clienthello import ClientHello
 from spire_oidc.acme.manager import backoff
 from spire_oidc.acme.selector import CertificateTable, Refusal
 from spire_oidc.acme.session import AcmeError, parse_retry_after
-from spire_oidc.config import effective_config, parse_config
+from spire_oidc.config.model import effective_config, parse_config
 from spire_oidc.errors import ConfigError
 
 SERVING = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -146,7 +146,7 @@ def test_spire_checks_still_come_first() -> None:
 def test_acme_libraries_are_imported_only_in_acme_mode() -> None:
     """Importing the daemon and the config loads neither acme, josepy, requests nor spire_oidc.acme."""
     probe = (
-        "import json, sys, spire_oidc.daemon, spire_oidc.config, spire_oidc.cli\n"
+        "import json, sys, spire_oidc.daemon, spire_oidc.config.model, spire_oidc.cli\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
         "{'acme', 'josepy', 'requests'} or m.startswith('spire_oidc.acme'))))"
     )

@@ -11,13 +11,13 @@ from tests.paths import REPO
 SRC = REPO / "src" / "spire_oidc"
 FORBIDDEN = ("grpc", "spiffe", "acme", "josepy", "google.protobuf", "spire_oidc._proto")
 HTTP_LAYER = [
-    "web.py",
-    "health.py",
-    "httputil.py",
-    "urls.py",
-    "documents.py",
-    "store.py",
-    "keys.py",
+    "http/web.py",
+    "http/health.py",
+    "http/httputil.py",
+    "http/urls.py",
+    "core/documents.py",
+    "core/store.py",
+    "core/keys.py",
 ]
 
 
@@ -58,5 +58,5 @@ def test_cli_imports_heavy_modules_lazily() -> None:
         "typing",
         "spire_oidc",
         "spire_oidc.errors",
-        "spire_oidc.goflag",
+        "spire_oidc.config.goflag",
     }

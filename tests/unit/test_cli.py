@@ -8,7 +8,7 @@ import re
 import pytest
 
 from spire_oidc import cli
-from spire_oidc.goflag import Flag, FlagError, HelpRequested, defaults_text, parse
+from spire_oidc.config.goflag import Flag, FlagError, HelpRequested, defaults_text, parse
 from tests.paths import REPO
 
 FLAGS = [

@@ -7,8 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from spire_oidc import config as config_module
-from spire_oidc.config import (
+from spire_oidc.config import model as config_module
+from spire_oidc.config.gocompat import (
+    DurationError,
+    GoAddrError,
+    GoURLError,
+    parse_duration,
+    parse_url,
+    resolve_tcp_addr,
+)
+from spire_oidc.config.hcl import parse_go_int
+from spire_oidc.config.model import (
     JWT_ISSUER_WARNING,
     AcmeConfig,
     Config,
@@ -23,15 +32,6 @@ from spire_oidc.config import (
     parse_config,
 )
 from spire_oidc.errors import ConfigError
-from spire_oidc.gocompat import (
-    DurationError,
-    GoAddrError,
-    GoURLError,
-    parse_duration,
-    parse_url,
-    resolve_tcp_addr,
-)
-from spire_oidc.hcl_decode import parse_go_int
 
 # A minimal valid config (insecure listener, file source) that tests extend.
 BASE = 'domains = ["a.test"]\ninsecure_addr = ":8080"\nfile { path = "/b.spiffe" }\n'

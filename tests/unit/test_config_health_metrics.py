@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spire_oidc.config import HealthChecksConfig, effective_config, parse_config
+from spire_oidc.config.model import HealthChecksConfig, effective_config, parse_config
 from spire_oidc.errors import ConfigError
 
 BASE = 'domains = ["a.test"]\ninsecure_addr = ":8080"\nfile { path = "/b.spiffe" }\n'

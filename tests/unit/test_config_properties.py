@@ -7,10 +7,10 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spire_oidc.config import Config, expand_env, parse_config
-from spire_oidc.domains import DomainError, to_domain_key
+from spire_oidc.config.domains import DomainError, to_domain_key
+from spire_oidc.config.gocompat import DurationError, parse_duration
+from spire_oidc.config.model import Config, expand_env, parse_config
 from spire_oidc.errors import ConfigError
-from spire_oidc.gocompat import DurationError, parse_duration
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from spire_oidc.config import (
+from spire_oidc.config.model import (
     DEFAULT_ACME_DIRECTORY_URL,
     JWT_ISSUER_WARNING,
     Config,

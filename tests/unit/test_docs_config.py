@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from spire_oidc import config
-from spire_oidc.hcl_decode import Field, Kind
+from spire_oidc.config import model as config
+from spire_oidc.config.hcl import Field, Kind
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 LEGACY_SECTION = "Legacy keys"

@@ -7,8 +7,8 @@ import json
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from spire_oidc.documents import go_json, render_discovery, render_jwks
-from spire_oidc.keys import JWTKey, KeySet
+from spire_oidc.core.documents import go_json, render_discovery, render_jwks
+from spire_oidc.core.keys import JWTKey, KeySet
 from tests.paths import spec_configs
 
 # spire-behavior.md §3.3: the discovery document for Host `localhost`, default config (296 bytes).

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from spire_oidc import domains
-from spire_oidc.domains import (
+from spire_oidc.config import domains
+from spire_oidc.config.domains import (
     DomainAllowlist,
     DomainError,
     go_quote,

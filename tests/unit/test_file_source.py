@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from spire_oidc.clock import FakeClock
-from spire_oidc.config import FileConfig
+from spire_oidc.config.model import FileConfig
+from spire_oidc.core.clock import FakeClock
+from spire_oidc.core.store import KeyStore
 from spire_oidc.errors import SourceError
 from spire_oidc.sources.file import FileSource, parse_bundle
-from spire_oidc.store import KeyStore
 from tests.keyfactory import bundle_bytes, ec_key, public_jwk
 
 

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
-from spire_oidc.clock import FakeClock
-from spire_oidc.store import KeyStore
-from spire_oidc.web import ProviderHandler, WebSettings
+from spire_oidc.core.clock import FakeClock
+from spire_oidc.core.store import KeyStore
+from spire_oidc.http.web import ProviderHandler, WebSettings
 
 DOMAINS = ("localhost", "domain.test", "xn--n38h.test")
 

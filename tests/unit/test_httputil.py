@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spire_oidc.httputil import (
+from spire_oidc.http.httputil import (
     RangeError,
     etag_matches_strong,
     etag_matches_weak,

@@ -10,8 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spire_oidc.errors import KeyParseError
-from spire_oidc.keys import (
+from spire_oidc.core.keys import (
     JWTKey,
     KeySet,
     algorithm,
@@ -20,6 +19,7 @@ from spire_oidc.keys import (
     key_from_pkix,
     parse_jwks,
 )
+from spire_oidc.errors import KeyParseError
 from tests.keyfactory import ec_key, public_jwk, rsa_key
 
 
@@ -103,7 +103,7 @@ def test_x25519_is_not_a_signing_key() -> None:
         .public_key()
         .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     )
-    from spire_oidc.keys import b64url
+    from spire_oidc.core.keys import b64url
 
     with pytest.raises(KeyParseError, match="OKP curve"):
         key_from_jwk({"kty": "OKP", "crv": "X25519", "kid": "x", "x": b64url(raw)})

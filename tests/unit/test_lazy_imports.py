@@ -38,10 +38,10 @@ def _heavy_modules_after_importing(*modules: str) -> list[str]:
     "module",
     [
         "spire_oidc",
-        "spire_oidc.keys",
+        "spire_oidc.core.keys",
         "spire_oidc.sources",
         "spire_oidc.sources.base",
-        "spire_oidc.config",
+        "spire_oidc.config.model",
     ],
 )
 def test_core_modules_do_not_import_grpc_or_spiffe(module: str) -> None:
@@ -53,7 +53,7 @@ def test_all_core_modules_together_do_not_import_grpc_or_spiffe() -> None:
     """keys, sources.base and config imported together still load no gRPC/protobuf/spiffe."""
     assert (
         _heavy_modules_after_importing(
-            "spire_oidc.keys", "spire_oidc.sources.base", "spire_oidc.config"
+            "spire_oidc.core.keys", "spire_oidc.sources.base", "spire_oidc.config.model"
         )
         == []
     )

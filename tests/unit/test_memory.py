@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from spire_oidc.memory import HeapTrimmer
+from spire_oidc.http.memory import HeapTrimmer
 
 
 async def _run_for(trimmer: HeapTrimmer, seconds: float) -> None:

@@ -8,8 +8,8 @@ import os
 import stat
 from pathlib import Path
 
-from spire_oidc import persist
-from spire_oidc.keys import KeySet, key_from_jwk
+from spire_oidc.core import persist
+from spire_oidc.core.keys import KeySet, key_from_jwk
 from tests.keyfactory import ec_key, public_jwk, rsa_key
 
 

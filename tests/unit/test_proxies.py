@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from spire_oidc.proxies import ProxyTrust
+from spire_oidc.http.proxies import ProxyTrust
 
 
 def test_default_trusts_everyone_like_spire() -> None:

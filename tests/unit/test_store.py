@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from spire_oidc.clock import FakeClock
-from spire_oidc.keys import KeySet, key_from_jwk
-from spire_oidc.store import KeyStore
+from spire_oidc.core.clock import FakeClock
+from spire_oidc.core.keys import KeySet, key_from_jwk
+from spire_oidc.core.store import KeyStore
 from tests.keyfactory import ec_key, public_jwk
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spire_oidc.urls import UrlPlan, request_route, split_host_port
+from spire_oidc.http.urls import UrlPlan, request_route, split_host_port
 
 
 def plan(prefix: str = "", issuer: str = "", jwks: str = "") -> UrlPlan:

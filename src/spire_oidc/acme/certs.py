@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from spire_oidc.tls import server_context
+from spire_oidc.http.tls import server_context
 
 THIRTY_DAYS = 30 * 24 * 3600.0
 ONE_HOUR = 3600.0

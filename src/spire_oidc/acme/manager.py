@@ -42,9 +42,9 @@ from spire_oidc.acme.certs import (
 from spire_oidc.acme.order import Order, Responders
 from spire_oidc.acme.session import AcmeError, AcmeSession, Eab
 from spire_oidc.acme.worker import Worker
-from spire_oidc.clock import Clock
-from spire_oidc.health import ProcessState
-from spire_oidc.metrics import EventMetrics, NullMetrics
+from spire_oidc.core.clock import Clock
+from spire_oidc.http.health import ProcessState
+from spire_oidc.http.metrics import EventMetrics, NullMetrics
 
 log = structlog.get_logger("spire_oidc.acme")
 

@@ -33,7 +33,7 @@ from spire_oidc.acme.selector import CertificateTable
 from spire_oidc.acme.session import AcmeError, AcmeSession, problem_document
 from spire_oidc.acme.tlsalpn import ACME_TLS_ALPN, challenge_certificate
 from spire_oidc.acme.worker import Worker
-from spire_oidc.clock import Clock
+from spire_oidc.core.clock import Clock
 
 log = structlog.get_logger("spire_oidc.acme")
 

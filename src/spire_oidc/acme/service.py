@@ -20,11 +20,11 @@ from spire_oidc.acme.order import HTTP_01, Responders
 from spire_oidc.acme.selector import CertificateTable
 from spire_oidc.acme.session import Eab
 from spire_oidc.acme.trust import TrustBundle
-from spire_oidc.clock import Clock
-from spire_oidc.config import AcmeConfig
+from spire_oidc.config.model import AcmeConfig
+from spire_oidc.core.clock import Clock
 from spire_oidc.errors import StartupError
-from spire_oidc.health import ProcessState
-from spire_oidc.listeners import bind_tcp, start_sites
+from spire_oidc.http.health import ProcessState
+from spire_oidc.http.listeners import bind_tcp, start_sites
 
 log = structlog.get_logger("spire_oidc.acme")
 

@@ -12,12 +12,12 @@ import math
 import ssl
 from typing import TextIO
 
+from spire_oidc.config.goflag import Flag, FlagError, HelpRequested, defaults_text
 from spire_oidc.doctor.checks import run_checks
 from spire_oidc.doctor.fetch import trust_context
 from spire_oidc.doctor.observe import observe
 from spire_oidc.doctor.parties import BY_NAME, PARTIES, Party
 from spire_oidc.doctor.report import EXIT_USAGE, exit_code, render_json, render_text
-from spire_oidc.goflag import Flag, FlagError, HelpRequested, defaults_text
 
 PROFILE_NAMES = ", ".join(p.name for p in PARTIES)
 FLAGS = [

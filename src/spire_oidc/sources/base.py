@@ -1,7 +1,7 @@
 """The one seam between key sources and the rest of the provider.
 
 A source is a long-running coroutine (:meth:`Source.run`) that publishes immutable
-:class:`~spire_oidc.keys.KeySet` snapshots into a :class:`KeySink` (the store) and reports its
+:class:`~spire_oidc.core.keys.KeySet` snapshots into a :class:`KeySink` (the store) and reports its
 freshness. It never raises for an upstream failure: it reports the error, keeps going, and the
 sink keeps serving the last good snapshot. Change detection is the sink's job, not the source's.
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from spire_oidc.keys import KeySet
+from spire_oidc.core.keys import KeySet
 
 
 class KeySink(Protocol):

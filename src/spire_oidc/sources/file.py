@@ -14,10 +14,10 @@ import json
 
 import structlog
 
-from spire_oidc.clock import Clock
-from spire_oidc.config import FileConfig
+from spire_oidc.config.model import FileConfig
+from spire_oidc.core.clock import Clock
+from spire_oidc.core.keys import KeySet, parse_jwks
 from spire_oidc.errors import SourceError
-from spire_oidc.keys import KeySet, parse_jwks
 from spire_oidc.sources.base import KeySink
 
 log = structlog.get_logger(__name__)

@@ -17,7 +17,7 @@ first immediately and then ``poll_interval`` after each poll completes (a fixed 
   reconnect backoff (up to two minutes) never delays recovery once the server is back.
 
 The legacy ``registration_api { socket_path }`` section is folded into a
-:class:`~spire_oidc.config.ServerAPIConfig` by the config layer and works the same way.
+:class:`~spire_oidc.config.model.ServerAPIConfig` by the config layer and works the same way.
 
 This module imports gRPC and the generated stubs: import it only when the config selects it.
 """
@@ -34,10 +34,10 @@ import structlog
 from spire_oidc._proto.spire.api.server.bundle.v1 import bundle_pb2 as bundle_service_pb2
 from spire_oidc._proto.spire.api.server.bundle.v1 import bundle_pb2_grpc
 from spire_oidc._proto.spire.api.types import bundle_pb2 as types_pb2
-from spire_oidc.clock import Clock
-from spire_oidc.config import ServerAPIConfig
+from spire_oidc.config.model import ServerAPIConfig
+from spire_oidc.core.clock import Clock
+from spire_oidc.core.keys import JWTKey, KeySet, key_from_pkix
 from spire_oidc.errors import KeyParseError
-from spire_oidc.keys import JWTKey, KeySet, key_from_pkix
 from spire_oidc.sources.base import KeySink
 
 log = structlog.get_logger(__name__)

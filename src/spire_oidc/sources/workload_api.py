@@ -59,10 +59,10 @@ from spiffe import TrustDomain
 from spiffe._proto import workload_pb2, workload_pb2_grpc
 from spiffe.errors import PySpiffeError
 
-from spire_oidc.clock import Clock
-from spire_oidc.config import DEFAULT_POLL_INTERVAL, WorkloadAPIConfig
+from spire_oidc.config.model import DEFAULT_POLL_INTERVAL, WorkloadAPIConfig
+from spire_oidc.core.clock import Clock
+from spire_oidc.core.keys import JWT_SVID_USES, KeySet, parse_jwks
 from spire_oidc.errors import ConfigError, SourceError
-from spire_oidc.keys import JWT_SVID_USES, KeySet, parse_jwks
 from spire_oidc.sources.base import KeySink
 
 log = structlog.get_logger(__name__)

@@ -48,7 +48,7 @@ from typing import Any
 from hcl.lexer import Lexer as _PyhclLexer
 from hcl.parser import HclParser
 
-from spire_oidc.domains import go_quote
+from spire_oidc.config.domains import go_quote
 from spire_oidc.errors import ConfigError
 
 __all__ = [

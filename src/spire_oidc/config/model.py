@@ -17,7 +17,7 @@ Beyond SPIRE (DESIGN.md decisions 4 and 10, compatibility table):
 * Windows-only keys (``experimental.*named_pipe_name``) are accepted and ignored, with a warning.
 
 Warnings are returned in :attr:`Config.warnings`; this module never prints. HCL decoding
-details (and the few places where pyhcl cannot match hcl v1) are in :mod:`spire_oidc.hcl_decode`.
+details (and the few places where pyhcl cannot match hcl v1) are in :mod:`spire_oidc.config.hcl`.
 """
 
 from __future__ import annotations
@@ -28,9 +28,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from spire_oidc.domains import DomainError, go_quote, to_domain_key, trust_domain_error
-from spire_oidc.errors import ConfigError
-from spire_oidc.gocompat import (
+from spire_oidc.config.domains import DomainError, go_quote, to_domain_key, trust_domain_error
+from spire_oidc.config.gocompat import (
     DurationError,
     GoAddrError,
     GoURLError,
@@ -39,7 +38,7 @@ from spire_oidc.gocompat import (
     parse_url,
     resolve_tcp_addr,
 )
-from spire_oidc.hcl_decode import (
+from spire_oidc.config.hcl import (
     Field,
     Kind,
     Section,
@@ -48,6 +47,7 @@ from spire_oidc.hcl_decode import (
     decode_strings,
     parse_document,
 )
+from spire_oidc.errors import ConfigError
 
 __all__ = [
     "AcmeConfig",

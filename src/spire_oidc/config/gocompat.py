@@ -20,7 +20,7 @@ import socket
 import threading
 from collections.abc import Callable
 
-from spire_oidc.domains import go_quote
+from spire_oidc.config.domains import go_quote
 
 __all__ = [
     "DurationError",

@@ -18,10 +18,10 @@ from typing import Protocol
 from aiohttp import web
 from multidict import CIMultiDict
 
-from spire_oidc.clock import Clock
-from spire_oidc.config import METRICS_PATH, HealthChecksConfig
-from spire_oidc.httputil import Response, text_response
-from spire_oidc.store import KeyStore
+from spire_oidc.config.model import METRICS_PATH, HealthChecksConfig
+from spire_oidc.core.clock import Clock
+from spire_oidc.core.store import KeyStore
+from spire_oidc.http.httputil import Response, text_response
 
 MIN_THRESHOLD = 180.0
 
@@ -32,7 +32,7 @@ def freshness_threshold(poll_interval: float) -> float:
 
 
 class MetricsExposition(Protocol):
-    """Renders the Prometheus exposition for ``/metrics`` (:mod:`spire_oidc.metrics`)."""
+    """Renders the Prometheus exposition for ``/metrics`` (:mod:`spire_oidc.http.metrics`)."""
 
     def render(self, accept: str) -> tuple[bytes, str]: ...
 

@@ -16,9 +16,9 @@ from email.utils import formatdate
 
 import structlog
 
-from spire_oidc.clock import Clock
-from spire_oidc.documents import render_jwks
-from spire_oidc.keys import KeySet, algorithm
+from spire_oidc.core.clock import Clock
+from spire_oidc.core.documents import render_jwks
+from spire_oidc.core.keys import KeySet, algorithm
 
 log = structlog.get_logger(__name__)
 

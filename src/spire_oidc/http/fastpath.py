@@ -8,7 +8,7 @@ aiohttp handler produces, taken from the store's rendered bytes. Anything else â
 method, ``If-*``/``Range``, proxy headers, a body, HTTP/1.0, unusual syntax, a head over 4 KiB
 or one that is not complete in what was read, write back-pressure, a key set not loaded yet â€”
 hands the connection, with every byte not yet answered, to aiohttp's ``RequestHandler`` running
-the full :class:`~spire_oidc.web.ProviderHandler`, and the connection stays there. So aiohttp's
+the full :class:`~spire_oidc.http.web.ProviderHandler`, and the connection stays there. So aiohttp's
 parser and the full handler decide every case the fast path does not recognise, and the HTTP
 behaviour is the same on both paths (the tests in tests/integration pin it).
 
@@ -34,9 +34,9 @@ from typing import Any, cast
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from spire_oidc.connlimit import ConnectionCap
-from spire_oidc.store import RenderedKeys
-from spire_oidc.web import DISCOVERY_HEADERS, ProviderHandler, keys_headers
+from spire_oidc.core.store import RenderedKeys
+from spire_oidc.http.connlimit import ConnectionCap
+from spire_oidc.http.web import DISCOVERY_HEADERS, ProviderHandler, keys_headers
 
 # A request head longer than this (or more header lines) goes to aiohttp, which applies its own
 # limits (8190-byte lines and fields, 128 headers) and answers 400/431 as it always did.

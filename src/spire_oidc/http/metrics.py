@@ -26,10 +26,10 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
 from spire_oidc import __version__
-from spire_oidc.clock import Clock
-from spire_oidc.health import freshness_threshold
-from spire_oidc.store import KeyStore
-from spire_oidc.urls import request_route
+from spire_oidc.core.clock import Clock
+from spire_oidc.core.store import KeyStore
+from spire_oidc.http.health import freshness_threshold
+from spire_oidc.http.urls import request_route
 
 if TYPE_CHECKING:
     import logging

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import structlog
 
-from spire_oidc.keys import KeySet, jwk_members, parse_jwks
+from spire_oidc.core.keys import KeySet, jwk_members, parse_jwks
 
 log = structlog.get_logger(__name__)
 

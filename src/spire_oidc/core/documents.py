@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from spire_oidc.keys import KeySet, algorithm, jwk_members
+from spire_oidc.core.keys import KeySet, algorithm, jwk_members
 
 # The three arrays are constants in SPIRE, independent of the keys actually served.
 RESPONSE_TYPES_SUPPORTED = ("id_token",)

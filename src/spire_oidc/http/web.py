@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from aiohttp import web
 from multidict import CIMultiDict
 
-from spire_oidc.documents import SPIRE_DISCOVERY, DiscoveryOptions, render_discovery
-from spire_oidc.domains import DomainAllowlist, DomainError, go_quote
-from spire_oidc.httputil import (
+from spire_oidc.config.domains import DomainAllowlist, DomainError, go_quote
+from spire_oidc.core.documents import SPIRE_DISCOVERY, DiscoveryOptions, render_discovery
+from spire_oidc.core.store import KeyStore, RenderedKeys
+from spire_oidc.http.httputil import (
     RangeError,
     Response,
     etag_matches_strong,
@@ -25,9 +26,8 @@ from spire_oidc.httputil import (
     parse_single_range,
     text_response,
 )
-from spire_oidc.proxies import ProxyTrust
-from spire_oidc.store import KeyStore, RenderedKeys
-from spire_oidc.urls import UrlPlan, request_route, split_host_port
+from spire_oidc.http.proxies import ProxyTrust
+from spire_oidc.http.urls import UrlPlan, request_route, split_host_port
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 

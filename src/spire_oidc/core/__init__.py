@@ -1,0 +1,1 @@
+"""The core: keys, rendered documents, the shared key store, persisted state, time."""

@@ -1,0 +1,1 @@
+"""Serving: the HTTP handlers, the fast path, listeners, TLS, health and metrics."""
