@@ -109,6 +109,22 @@ def cmd_validate(args: list[str], out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def _flag_given(flags: list[Flag], args: list[str], name: str) -> bool:
+    """Whether ``-name`` was set on the command line, by Go's flag rules: ``-f v`` and ``-f=v``
+    for value flags, and parsing stops at the first non-flag argument or at ``--``."""
+    values = {f.name for f in flags if not f.is_bool}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--" or not arg.startswith("-") or arg == "-":
+            return False
+        flag, eq, _ = arg.lstrip("-").partition("=")
+        if flag == name:
+            return True
+        i += 2 if flag in values and not eq else 1
+    return False
+
+
 def cmd_demo(args: list[str], out: TextIO, err: TextIO) -> int:
     values = _parse_subcommand("demo", DEMO_FLAGS, args, err)
     if isinstance(values, int):
@@ -133,7 +149,16 @@ def cmd_demo(args: list[str], out: TextIO, err: TextIO) -> int:
             + "\n"
         )
         return 0
-    files, created = demo.ensure_demo(directory, addr=str(values["addr"]))
+    addr = str(values["addr"])
+    files, created = demo.ensure_demo(directory, addr=addr)
+    if not created and _flag_given(DEMO_FLAGS, args, "addr"):
+        try:
+            previous = demo.set_demo_addr(files, addr)
+        except demo.DemoError as exc:
+            err.write(f"{exc}\n")
+            return 1
+        if previous is not None:
+            out.write(f"Changed the demo's listen address from {previous} to {addr}.\n")
     try:
         issuer = demo.demo_issuer(files)
     except ConfigError as exc:

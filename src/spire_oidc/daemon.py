@@ -451,7 +451,7 @@ async def _supervise(factory: Callable[[], Awaitable[None]], name: str) -> None:
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop when uvloop is installed (the ``speed`` extra), else asyncio's default."""
+    """uvloop's loop when uvloop is installed (a dependency on Linux and macOS), else asyncio's."""
     try:
         import uvloop
     except ImportError:

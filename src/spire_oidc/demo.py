@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,31 @@ def _kid(key: ec.EllipticCurvePublicKey) -> str:
     digest = hashes.Hash(hashes.SHA256())
     digest.update(canon)
     return b64url(digest.finalize())
+
+
+_ADDR_LINE = re.compile(r'(?m)^insecure_addr = "([^"\n]*)"$')
+
+
+class DemoError(Exception):
+    """The demo directory cannot be used as asked (the message says why and how to reset)."""
+
+
+def set_demo_addr(files: DemoFiles, addr: str) -> str | None:
+    """Point an existing demo config at ``addr``; returns the address it had when it changed,
+    None when it already listened there. Only the ``insecure_addr`` line is rewritten, so other
+    edits to the config survive."""
+    text = files.config.read_text()
+    match = _ADDR_LINE.search(text)
+    if match is None:
+        raise DemoError(
+            f"{files.config} has no insecure_addr line to change: edit it by hand, or remove "
+            f"{files.directory} to start a fresh demo"
+        )
+    if match.group(1) == addr:
+        return None
+    new = text[: match.start(1)] + addr + text[match.end(1) :]
+    _write_private(files.config, new.encode(), 0o644)
+    return match.group(1)
 
 
 def ensure_demo(directory: str, *, addr: str = DEMO_ADDR) -> tuple[DemoFiles, bool]:

@@ -290,3 +290,42 @@ def test_demo_serves_and_minted_token_verifies(tmp_path: Path) -> None:
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert f"http://localhost:{port}/keys" in out
+
+
+def test_demo_addr_applies_to_an_existing_demo(tmp_path: Path) -> None:
+    """demo -addr on an existing demo directory moves its listener there and says so."""
+    first, second = _free_port(), _free_port()
+    d = str(tmp_path / "demo")
+    from spire_oidc import demo
+
+    files, _ = demo.ensure_demo(d, addr=f"127.0.0.1:{first}")
+    key_before = files.key.read_bytes()
+    proc = subprocess.Popen(
+        [EXE, "demo", "-dir", d, "-addr", f"127.0.0.1:{second}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        _wait_http(second, proc)
+        status, _body = _http(second, "/keys", host=f"localhost:{second}")
+        assert status == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert f"from 127.0.0.1:{first} to 127.0.0.1:{second}" in out
+    assert files.key.read_bytes() == key_before  # the key (and tokens minted with it) survive
+
+
+def test_flag_given_follows_go_flag_rules() -> None:
+    """_flag_given sees -addr only where Go's flag package would parse it as a flag."""
+    from spire_oidc.cli import DEMO_FLAGS, _flag_given
+
+    assert _flag_given(DEMO_FLAGS, ["-addr", "x"], "addr")
+    assert _flag_given(DEMO_FLAGS, ["--addr=x"], "addr")
+    assert _flag_given(DEMO_FLAGS, ["-dir", "d", "-addr", "x"], "addr")
+    assert not _flag_given(DEMO_FLAGS, ["-dir", "-addr"], "addr")  # -addr is -dir's value
+    assert not _flag_given(DEMO_FLAGS, ["-mint", "--", "-addr", "x"], "addr")
+    assert not _flag_given(DEMO_FLAGS, [], "addr")
