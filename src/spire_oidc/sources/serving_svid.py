@@ -33,6 +33,7 @@ from spiffe.svid.x509_svid import X509Svid
 
 from spire_oidc.core.clock import Clock
 from spire_oidc.core.identity import IdentitySink, ServingIdentity
+from spire_oidc.sources.agent_channel import AgentChannel
 from spire_oidc.sources.workload_api import (
     _PERMISSION_DENIED_HINT,
     INITIAL_BACKOFF,
@@ -110,9 +111,12 @@ class ServingSvidStream:
         max_retry_interval: float,
         rng: random.Random | None = None,
         initial_backoff: float = INITIAL_BACKOFF,
+        channel: AgentChannel | None = None,
     ) -> None:
         self._socket_path = os.path.abspath(socket_path)
-        self._target = "unix://" + self._socket_path
+        # Shared with the JWT bundle source when both use this socket (one agent connection).
+        self._owns_channel = channel is None
+        self._channel = channel if channel is not None else AgentChannel(self._socket_path)
         self._spiffe_id = spiffe_id
         self._clock = clock
         self._backoff = Backoff(
@@ -128,14 +132,18 @@ class ServingSvidStream:
             socket_path=self._socket_path,
             spiffe_id=self._spiffe_id or "(the agent's default)",
         )
-        while True:
-            try:
-                if await self._stream_once(sink):
-                    self._backoff.reset()
-            except Exception as exc:  # a bug must not end the loop: log, retry
-                log.exception("serving_svid_stream_crashed", socket_path=self._socket_path)
-                self._problem(sink, f"internal error: {exc}")
-            await asyncio.sleep(self._backoff.next_delay())
+        try:
+            while True:
+                try:
+                    if await self._stream_once(sink):
+                        self._backoff.reset()
+                except Exception as exc:  # a bug must not end the loop: log, retry
+                    log.exception("serving_svid_stream_crashed", socket_path=self._socket_path)
+                    self._problem(sink, f"internal error: {exc}")
+                await asyncio.sleep(self._backoff.next_delay())
+        finally:
+            if self._owns_channel:
+                await self._channel.close()
 
     async def _stream_once(self, sink: IdentitySink) -> bool:
         if not os.path.exists(self._socket_path):  # noqa: ASYNC240 - a local stat(2)
@@ -146,7 +154,8 @@ class ServingSvidStream:
             )
             return False
         served = False
-        channel = grpc.aio.insecure_channel(self._target)
+        channel = self._channel.get()
+        code: grpc.StatusCode | None = grpc.StatusCode.OK
         try:
             stub = workload_pb2_grpc.SpiffeWorkloadAPIStub(channel)  # type: ignore[no-untyped-call]
             fetch: FetchX509SVID = stub.FetchX509SVID
@@ -174,7 +183,7 @@ class ServingSvidStream:
             self._problem(sink, "X.509-SVID stream ended by the agent")
             return served
         finally:
-            await channel.close()
+            await self._channel.failed(channel, code)
 
     def _handle(self, message: workload_pb2.X509SVIDResponse, sink: IdentitySink) -> bool:
         self.received += 1
