@@ -50,8 +50,7 @@ def check_private(path: str, st: os.stat_result, *, kind: str) -> None:
     if not _owner_ok(st):
         raise UnsafePathError(
             path,
-            f"{kind} is owned by uid {st.st_uid}, not by this process (uid {os.geteuid()}) "
-            "or root",
+            f"{kind} is owned by uid {st.st_uid}, not by this process (uid {os.geteuid()}) or root",
             f"chown {os.geteuid()} {path}",
         )
     if mode & _FOREIGN_WRITE:

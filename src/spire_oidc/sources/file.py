@@ -64,9 +64,7 @@ class FileSource:
 
     kind = "file"
 
-    def __init__(
-        self, config: FileConfig, *, clock: Clock, limits: KeyLimits = LIMITS
-    ) -> None:
+    def __init__(self, config: FileConfig, *, clock: Clock, limits: KeyLimits = LIMITS) -> None:
         self._config = config
         self._clock = clock
         self._limits = limits
@@ -113,5 +111,5 @@ def _read(path: str, limits: KeyLimits) -> bytes:
     except OSError as exc:
         raise SourceError(f"open {path}: {exc.strerror or exc}") from exc
     if len(data) > limits.max_bundle_bytes:
-        raise SourceError(f"bundle file is larger than the limit of {limits.max_bundle_bytes} bytes")
+        raise SourceError(f"bundle file is larger than the limit of {limits.max_bundle_bytes} B")
     return data
