@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from spire_oidc.core.clock import FakeClock
 from spire_oidc.core.keys import b64url
 from spire_oidc.core.limits import LIMITS
 from spire_oidc.daemon import Provider
+from spire_oidc.sources import workload_api as workload_module
 from spire_oidc.sources.server_api import ServerAPISource
 from spire_oidc.sources.workload_api import WorkloadAPISource
 from tests.fakes.fake_server_api import FakeServerAPI, authority
@@ -181,3 +183,26 @@ async def test_workload_api_over_limit_keeps_the_last_good_keys(agent: FakeWorkl
     assert {p.kids for p in sink.publishes} == {("ok",)}
     broken = [e for e in logs if e.get("code") == grpc.StatusCode.RESOURCE_EXHAUSTED.name]
     assert broken and "receive limit" in broken[0]["hint"]
+
+
+async def test_workload_api_parses_a_big_bundle_off_the_event_loop(
+    agent: FakeWorkloadAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bundle above LIMITS.inline_parse_bytes from the agent is parsed in a worker thread."""
+    threads: list[int] = []
+    real = workload_module.parse_jwks
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.get_ident())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(workload_module, "parse_jwks", spy)
+    base = jwk("k", EC1)
+    big = jwks(*({**base, "kid": f"k{i}"} for i in range(LIMITS.max_keys)))
+    assert len(big) > LIMITS.inline_parse_bytes
+    agent.set_jwks(TD, big)
+    sink = RecordingSink()
+    async with running(_workload_source(agent), sink):
+        await sink.wait_for(lambda: sink.current is not None, what="publish")
+    assert sink.current is not None and len(sink.current.keys) == LIMITS.max_keys
+    assert threads and threading.get_ident() not in threads
