@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import re
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,12 +15,13 @@ from spire_oidc.core.keys import (
     JWTKey,
     KeySet,
     algorithm,
+    b64url,
     jwk_members,
     key_from_jwk,
     key_from_pkix,
     parse_jwks,
 )
-from spire_oidc.errors import KeyParseError
+from spire_oidc.errors import KeyParseError, SourceError
 from tests.keyfactory import ec_key, public_jwk, rsa_key
 
 
@@ -178,3 +180,77 @@ def test_any_pkix_bytes_are_a_key_or_a_rejection(data: bytes) -> None:
     """Any bytes as a PKIX key parse or raise KeyParseError."""
     with contextlib.suppress(KeyParseError):
         key_from_pkix("k", data)
+
+
+# -- hostile RSA keys (issue 12 §9) -------------------------------------------------------------
+def _rsa_jwk(kid: str, n: int, e: int) -> dict[str, object]:
+    def enc(v: int) -> str:
+        return b64url(v.to_bytes((v.bit_length() + 7) // 8, "big"))
+
+    return {"kty": "RSA", "kid": kid, "use": "jwt-svid", "n": enc(n), "e": enc(e)}
+
+
+def _pkix(n: int, e: int) -> bytes:
+    return (
+        rsa.RSAPublicNumbers(e, n)
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+
+
+_N = rsa_key(2048).public_key().public_numbers().n
+HOSTILE_RSA = {
+    "even-modulus": (_N + 1, 65537, "modulus is even"),
+    "65536-bit-modulus": ((_N << (65536 - 2048)) | 1, 65537, "65536 bits is larger than 8192"),
+    "8193-bit-modulus": ((_N << (8193 - 2048)) | 1, 65537, "8193 bits"),
+    "huge-exponent": (_N, 2**64 + 1, "exponent a 65-bit number is not an odd number"),
+    "exponent-above-go": (_N, 2**31 + 1, "exponent 2147483649"),
+    "exponent-1": (_N, 1, "exponent 1 "),
+    "even-exponent": (_N, 65536, "exponent 65536 "),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_RSA))
+def test_hostile_rsa_jwk_is_skipped_with_its_kid(case: str) -> None:
+    """An RSA JWK with an even or oversized modulus or an absurd exponent is refused by kid."""
+    n, e, reason = HOSTILE_RSA[case]
+    good = public_jwk("good", ec_key())
+    keys, bad = parse_jwks([_rsa_jwk(case, n, e), good])
+    assert [k.kid for k in keys] == ["good"]
+    assert [err.kid for err in bad] == [case] and reason in bad[0].reason
+
+
+# cryptography cannot even encode an exponent of 1 or an even one as a public key.
+@pytest.mark.parametrize(
+    "case", sorted(k for k in HOSTILE_RSA if k not in ("exponent-1", "even-exponent"))
+)
+def test_hostile_rsa_pkix_is_refused_with_its_kid(case: str) -> None:
+    """The same RSA sanity rules apply to Server API (PKIX DER) keys."""
+    n, e, reason = HOSTILE_RSA[case]
+    with pytest.raises(KeyParseError, match=re.escape(reason)) as err:
+        key_from_pkix(case, _pkix(n, e))
+    assert err.value.kid == case
+
+
+def test_rsa_bounds_that_stay_accepted() -> None:
+    """8192-bit moduli and exponents 3 and 2^31-1 are accepted (RS256); < 2048 bits still
+    served without alg, as SPIRE does."""
+    big = (_N << (8192 - 2048)) | 1
+    for n, e in ((big, 65537), (_N, 3), (_N, 2**31 - 1)):
+        key = key_from_jwk(_rsa_jwk("k", n, e))
+        assert jwk_members(key, set_key_use=False)["alg"] == "RS256"
+        assert key_from_pkix("k", _pkix(n, e)).der == key.der
+    small = rsa_key(1024).public_key().public_numbers()
+    assert "alg" not in jwk_members(
+        key_from_jwk(_rsa_jwk("s", small.n, small.e)), set_key_use=False
+    )
+
+
+def test_key_count_over_the_limit_refuses_the_bundle() -> None:
+    """More JWT keys than max_keys refuse the whole bundle before any key is parsed; entries of
+    other uses do not count."""
+    entries = [public_jwk(f"k{i}", ec_key()) for i in range(3)]
+    other = [public_jwk("x", ec_key(), use="x509-svid")] * 5
+    assert len(parse_jwks(entries + other, max_keys=3)[0]) == 3
+    with pytest.raises(SourceError, match="4 JWT signing keys, more than the limit of 3"):
+        parse_jwks([*entries, {"kid": "garbage", "use": "sig"}], max_keys=3)

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import shutil
 import stat
+import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+from structlog.testing import capture_logs
+
 from spire_oidc.core import persist
-from spire_oidc.core.keys import KeySet, key_from_jwk
+from spire_oidc.core.keys import JWTKey, KeySet, jwk_members, key_from_jwk
+from spire_oidc.core.limits import LIMITS
+from spire_oidc.errors import StartupError
 from tests.keyfactory import ec_key, public_jwk, rsa_key
 
 
@@ -92,3 +102,181 @@ async def test_writer_persists_latest(tmp_path: Path) -> None:
         await task
     got = persist.load(str(tmp_path), now=5, max_age=10)
     assert got is not None and got.mod_time == 3.0
+
+
+# -- planted state (issue 12 §4) ----------------------------------------------------------------
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to hand a file to uid 65534")
+NOBODY = 65534
+
+
+@contextlib.contextmanager
+def _umask(mask: int) -> Iterator[None]:
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def _saved_state(tmp_path: Path) -> Path:
+    d = tmp_path / "state"
+    persist.save(str(d), _keys(), mod_time=1.0, now=2.0)
+    return d
+
+
+@pytest.mark.parametrize("entry", ["save", "load"])
+def test_missing_parents_are_created_0700_under_umask_0(tmp_path: Path, entry: str) -> None:
+    """Every missing component of state_dir is created 0700, whatever the umask."""
+    d = tmp_path / "a" / "b" / "state"
+    with _umask(0):
+        if entry == "save":
+            persist.save(str(d), _keys(), mod_time=1.0, now=2.0)
+        else:
+            persist.load(str(d), now=3.0, max_age=10)
+    for component in (tmp_path / "a", tmp_path / "a" / "b", d):
+        assert _mode(component) == 0o700, component
+
+
+def test_world_writable_state_dir_is_refused_at_start_up(tmp_path: Path) -> None:
+    """A world-writable state_dir stops start-up with the path, the mode found and the fix."""
+    d = _saved_state(tmp_path)
+    os.chmod(d, 0o777)
+    with pytest.raises(StartupError) as err:
+        persist.load(str(d), now=3.0, max_age=10)
+    assert str(d) in str(err.value) and "0777" in str(err.value)
+    assert f"chmod 700 {d}" in str(err.value)
+
+
+def test_unsafe_state_dir_is_not_written(tmp_path: Path) -> None:
+    """The writer does not write into a state_dir that became group-writable (logged)."""
+    d = _saved_state(tmp_path)
+    (d / persist.STATE_FILE).unlink()
+    os.chmod(d, 0o770)
+    with capture_logs() as logs:
+        persist.save(str(d), _keys(), mod_time=1.0, now=2.0)
+    assert not (d / persist.STATE_FILE).exists()
+    assert [e["fix"] for e in logs if e["event"] == "state_dir_unsafe"] == [f"chmod 700 {d}"]
+
+
+def test_group_writable_state_file_is_not_loaded(tmp_path: Path) -> None:
+    """A group-writable state file is refused (not served) and the refusal names the fix."""
+    d = _saved_state(tmp_path)
+    os.chmod(d / persist.STATE_FILE, 0o620)
+    with capture_logs() as logs:
+        assert persist.load(str(d), now=3.0, max_age=10) is None
+    unsafe = [e for e in logs if e["event"] == "state_file_unsafe"]
+    assert unsafe and unsafe[0]["fix"] == f"chmod 600 {d / persist.STATE_FILE}"
+    assert "0620" in unsafe[0]["problem"]
+
+
+@pytest.fixture
+def reachable_dir() -> Iterator[Path]:
+    """A directory under /tmp that uid 65534 can traverse (pytest's tmp_path is root-only)."""
+    d = Path(tempfile.mkdtemp(prefix="odp-planted-"))
+    os.chmod(d, 0o711)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@needs_root
+def test_state_file_planted_by_another_uid_is_not_loaded(reachable_dir: Path) -> None:
+    """A state file written by another user (a real second uid, via setpriv) is not loaded."""
+    d = reachable_dir / "state"
+    d.mkdir(mode=0o700)
+    os.chmod(d, 0o777)  # the window the attacker used
+    good = reachable_dir / "good"
+    persist.save(str(good), _keys(), mod_time=1.0, now=2.0)
+    planted = d / persist.STATE_FILE
+    subprocess.run(
+        [
+            "setpriv",
+            f"--reuid={NOBODY}",
+            f"--regid={NOBODY}",
+            "--clear-groups",
+            "sh",
+            "-c",
+            'umask 077; cat > "$1"',
+            "sh",
+            str(planted),
+        ],
+        input=(good / persist.STATE_FILE).read_bytes(),
+        check=True,
+        timeout=10,
+    )
+    os.chmod(d, 0o700)  # the directory is private again; the planted file is still there
+    assert os.stat(planted).st_uid == NOBODY and _mode(planted) == 0o600
+    with capture_logs() as logs:
+        assert persist.load(str(d), now=3.0, max_age=10) is None
+    unsafe = [e for e in logs if e["event"] == "state_file_unsafe"]
+    assert unsafe and f"uid {NOBODY}" in unsafe[0]["problem"]
+
+
+@needs_root
+def test_state_dir_owned_by_another_uid_is_refused(tmp_path: Path) -> None:
+    """A state_dir owned by another uid (even 0700) stops start-up with a chown fix."""
+    d = _saved_state(tmp_path)
+    os.chown(d, NOBODY, NOBODY)
+    with pytest.raises(StartupError, match=f"owned by uid {NOBODY}.*chown"):
+        persist.load(str(d), now=3.0, max_age=10)
+
+
+def test_symlinked_state_file_is_not_loaded(tmp_path: Path) -> None:
+    """A symlink at the state file is not followed on load."""
+    d = _saved_state(tmp_path)
+    elsewhere = tmp_path / "elsewhere.json"
+    (d / persist.STATE_FILE).rename(elsewhere)
+    (d / persist.STATE_FILE).symlink_to(elsewhere)
+    with capture_logs() as logs:
+        assert persist.load(str(d), now=3.0, max_age=10) is None
+    assert any(e["event"] == "state_file_unsafe" for e in logs)
+
+
+# -- the shared size limit (issue 12 §9) --------------------------------------------------------
+def _state_bytes(keys: KeySet) -> int:
+    doc = {
+        "format": persist.FORMAT_VERSION,
+        "mod_time": 1.0,
+        "saved_at": 2.0,
+        "keys": [jwk_members(k, set_key_use=False) for k in keys.keys],
+    }
+    return len(json.dumps(doc, indent=2).encode())
+
+
+def _keys_of_state_size(size: int) -> KeySet:
+    """Keys whose state file is exactly ``size`` bytes (long kids pad it)."""
+    pub = ec_key().public_key()
+    base = KeySet(tuple(JWTKey(kid=f"k{i}-", public_key=pub) for i in range(4)))
+    pad = size - _state_bytes(base)
+    parts = [pad // 4 + (1 if i < pad % 4 else 0) for i in range(4)]
+    keys = KeySet(
+        tuple(JWTKey(kid=f"k{i}-" + "x" * n, public_key=pub) for i, n in enumerate(parts))
+    )
+    assert _state_bytes(keys) == size
+    return keys
+
+
+def test_state_file_at_the_limit_round_trips(tmp_path: Path) -> None:
+    """A state file of exactly LIMITS.max_bundle_bytes is written and read back."""
+    keys = _keys_of_state_size(LIMITS.max_bundle_bytes)
+    persist.save(str(tmp_path), keys, mod_time=1.0, now=2.0)
+    assert os.path.getsize(tmp_path / persist.STATE_FILE) == LIMITS.max_bundle_bytes
+    got = persist.load(str(tmp_path), now=3.0, max_age=10)
+    assert got is not None and got.keys.kids == keys.kids
+
+
+def test_state_over_the_limit_is_not_written_and_the_stale_file_goes(tmp_path: Path) -> None:
+    """A key set whose state file would exceed the limit is not written (the reader would refuse
+    it) and the older file is removed, so a restart cannot restore older keys."""
+    persist.save(str(tmp_path), _keys(), mod_time=1.0, now=2.0)
+    with capture_logs() as logs:
+        persist.save(
+            str(tmp_path), _keys_of_state_size(LIMITS.max_bundle_bytes + 1), mod_time=1.0, now=2.0
+        )
+    assert not (tmp_path / persist.STATE_FILE).exists()
+    assert any(e["event"] == "state_too_large" for e in logs)

@@ -2,8 +2,13 @@
 
 So an existing SPIRE ``cache_dir`` is reused with no new order, and the other way round:
 
-* the directory is created with mode 0700; every file is 0600 and written atomically
-  (a temporary file in the same directory, then ``rename``);
+* the directory is created with mode 0700 (each missing component, whatever the umask); every
+  file is 0600 and written atomically (a temporary file in the same directory, then ``rename``);
+* a directory or entry owned by another uid (root is fine) or writable by group or other is
+  refused, as for ``state_dir`` (:mod:`spire_oidc.core.private_paths`): an existing unsafe
+  directory stops start-up before anything binds (:func:`open_cache`); at run time an unsafe
+  directory or entry raises :class:`CacheError` (logged by the manager; nothing is read from it
+  or written to it);
 * ``acme_account+key``: the account key (PEM, SEC1 ``EC PRIVATE KEY``, P-256); the legacy name
   ``acme_account.key`` is read when the current one is missing;
 * ``<domain>``: the certificate's private key followed by its chain, leaf first.
@@ -21,6 +26,13 @@ import tempfile
 from typing import Protocol
 
 import structlog
+
+from spire_oidc.core.private_paths import (
+    UnsafePathError,
+    check_private_dir,
+    ensure_private_dir,
+    open_private_file,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -64,19 +76,26 @@ class DirCache:
         return os.path.join(self.directory, _check_name(name))
 
     def get(self, name: str) -> bytes | None:
-        """The entry's bytes, or None when it does not exist."""
+        """The entry's bytes, or None when it does not exist; an unsafe entry is refused."""
+        path = self._path(name)
         try:
-            with open(self._path(name), "rb") as f:
+            check_private_dir(self.directory, kind="ACME cache_dir")
+            fd = open_private_file(path, kind="ACME cache entry", follow_symlinks=True)
+            with os.fdopen(fd, "rb") as f:
                 return f.read()
         except FileNotFoundError:
             return None
+        except UnsafePathError as exc:
+            raise CacheError(str(exc)) from exc
         except OSError as exc:
-            raise CacheError(f"read {self._path(name)}: {exc.strerror or exc}") from exc
+            raise CacheError(f"read {path}: {exc.strerror or exc}") from exc
 
     def _ensure_dir(self) -> None:
         try:
-            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            ensure_private_dir(self.directory, kind="ACME cache_dir")
             st = os.stat(self.directory)
+        except UnsafePathError as exc:
+            raise CacheError(str(exc)) from exc
         except OSError as exc:
             raise CacheError(f"mkdir {self.directory}: {exc.strerror or exc}") from exc
         if not self._checked:
@@ -141,5 +160,17 @@ class MemoryCache:
 
 
 def open_cache(cache_dir: str) -> Cache:
-    """The cache for the config's ``cache_dir`` (``""``: memory only)."""
-    return DirCache(cache_dir) if cache_dir else MemoryCache()
+    """The cache for the config's ``cache_dir`` (``""``: memory only).
+
+    An existing directory owned by another uid or writable by group or other raises
+    :class:`~spire_oidc.core.private_paths.UnsafePathError` (a ``StartupError``); a missing one
+    is created 0700 at the first write, as Go autocert does.
+    """
+    if not cache_dir:
+        return MemoryCache()
+    if os.path.lexists(cache_dir):
+        try:
+            check_private_dir(cache_dir, kind="ACME cache_dir")  # UnsafePathError propagates
+        except OSError as exc:
+            log.warning("acme_cache_dir_unreadable", cache_dir=cache_dir, error=str(exc))
+    return DirCache(cache_dir)

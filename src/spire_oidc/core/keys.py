@@ -16,7 +16,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from spire_oidc.errors import KeyParseError
+from spire_oidc.errors import KeyParseError, SourceError
 
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
 
@@ -31,6 +31,13 @@ _EC_ALGS = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
 # RFC 7517 §4.2 / SPIFFE bundle format: the `use` values that mean "signs JWT-SVIDs".
 JWT_SVID_USES = frozenset({"jwt-svid", "sig"})
 _B64URL = re.compile(r"[A-Za-z0-9_-]+")
+
+# RSA sanity (issue 12 §9). Above 8192 bits no real signer exists and verification gets costly;
+# below 2048 bits the key is still served, without ``alg``, as SPIRE does (see ``algorithm``).
+# The exponent bound is Go's crypto/rsa verifier's (it refuses E > 2^31-1), so every RSA key we
+# publish is usable by a Go relying party.
+MAX_RSA_BITS = 8192
+MAX_RSA_EXPONENT = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,22 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+def check_rsa(kid: str, n: int, e: int) -> None:
+    """Refuse an RSA public key that no honest signer produces: an even modulus, a modulus above
+    :data:`MAX_RSA_BITS`, or an exponent that is even or outside 3 .. :data:`MAX_RSA_EXPONENT`."""
+    if n.bit_length() > MAX_RSA_BITS:
+        raise KeyParseError(
+            kid, f"RSA modulus of {n.bit_length()} bits is larger than {MAX_RSA_BITS} bits"
+        )
+    if n % 2 == 0:
+        raise KeyParseError(kid, "RSA modulus is even")
+    if e % 2 == 0 or not 3 <= e <= MAX_RSA_EXPONENT:
+        shown = str(e) if e.bit_length() <= 64 else f"a {e.bit_length()}-bit number"
+        raise KeyParseError(
+            kid, f"RSA public exponent {shown} is not an odd number in 3..{MAX_RSA_EXPONENT}"
+        )
+
+
 def key_from_jwk(obj: Mapping[str, object]) -> JWTKey:
     """Parse one public JWK (RSA, EC P-256/384/521, OKP Ed25519) into a :class:`JWTKey`.
 
@@ -98,6 +121,7 @@ def key_from_jwk(obj: Mapping[str, object]) -> JWTKey:
         if kty == "RSA":
             n = int.from_bytes(_b64url_decode(kid, "n", obj.get("n")), "big")
             e = int.from_bytes(_b64url_decode(kid, "e", obj.get("e")), "big")
+            check_rsa(kid, n, e)
             pub: PublicKey = rsa.RSAPublicNumbers(e, n).public_key()
         elif kty == "EC":
             crv = obj.get("crv")
@@ -139,7 +163,10 @@ def key_from_pkix(kid: str, der: bytes) -> JWTKey:
     if isinstance(pub, ec.EllipticCurvePublicKey):
         if pub.curve.name not in _CURVE_NAMES:
             raise KeyParseError(kid, f"unsupported EC curve {pub.curve.name}")
-    elif not isinstance(pub, (rsa.RSAPublicKey, ed25519.Ed25519PublicKey)):
+    elif isinstance(pub, rsa.RSAPublicKey):
+        nums = pub.public_numbers()
+        check_rsa(kid, nums.n, nums.e)
+    elif not isinstance(pub, ed25519.Ed25519PublicKey):
         raise KeyParseError(kid, f"unsupported public key type {type(pub).__name__}")
     return JWTKey(kid=kid, public_key=pub)
 
@@ -149,6 +176,7 @@ def parse_jwks(
     *,
     uses: frozenset[str] | None = JWT_SVID_USES,
     accept_missing_use: bool = False,
+    max_keys: int | None = None,
 ) -> tuple[list[JWTKey], list[KeyParseError]]:
     """Parse the ``keys`` array of a JWKS or SPIFFE bundle, keeping the document's order.
 
@@ -157,21 +185,31 @@ def parse_jwks(
     it; a SPIFFE bundle file must say ``jwt-svid``). Entries with another use (``x509-svid``,
     ``wit-svid``, ...) are ignored silently; malformed ones are returned as errors and skipped.
     A kid seen twice keeps its first key; the duplicate is an error.
+
+    With ``max_keys``, more entries than that to consider raise :class:`SourceError` before any
+    key is parsed (the bundle is refused as a whole; see :mod:`spire_oidc.core.limits`).
     """
-    good: list[JWTKey] = []
-    bad: list[KeyParseError] = []
-    seen: set[str] = set()
+    candidates: list[object] = []
     for entry in keys:
-        if not isinstance(entry, Mapping):
-            bad.append(KeyParseError("", "key entry is not a JSON object"))
-            continue
-        if uses is not None:
+        if isinstance(entry, Mapping) and uses is not None:
             use = entry.get("use")
             if use is None:
                 if not accept_missing_use:
                     continue
             elif use not in uses:
                 continue
+        candidates.append(entry)
+    if max_keys is not None and len(candidates) > max_keys:
+        raise SourceError(
+            f"bundle has {len(candidates)} JWT signing keys, more than the limit of {max_keys}"
+        )
+    good: list[JWTKey] = []
+    bad: list[KeyParseError] = []
+    seen: set[str] = set()
+    for entry in candidates:
+        if not isinstance(entry, Mapping):
+            bad.append(KeyParseError("", "key entry is not a JSON object"))
+            continue
         try:
             key = key_from_jwk(entry)
         except KeyParseError as err:

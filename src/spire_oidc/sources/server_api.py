@@ -37,7 +37,8 @@ from spire_oidc._proto.spire.api.types import bundle_pb2 as types_pb2
 from spire_oidc.config.model import ServerAPIConfig
 from spire_oidc.core.clock import Clock
 from spire_oidc.core.keys import JWTKey, KeySet, key_from_pkix
-from spire_oidc.errors import KeyParseError
+from spire_oidc.core.limits import LIMITS, KeyLimits
+from spire_oidc.errors import KeyParseError, SourceError
 from spire_oidc.sources.base import KeySink
 
 log = structlog.get_logger(__name__)
@@ -56,13 +57,21 @@ class SkippedKey(NamedTuple):
     expired: bool = False
 
 
-def bundle_keys(bundle: types_pb2.Bundle, *, now: float) -> tuple[KeySet, list[SkippedKey]]:
+def bundle_keys(
+    bundle: types_pb2.Bundle, *, now: float, limits: KeyLimits = LIMITS
+) -> tuple[KeySet, list[SkippedKey]]:
     """The publishable JWT authorities of a bundle, in the server's order, and the skipped ones.
 
     Skipped: authorities whose ``expires_at`` has passed (``expires_at <= now``; 0 means no
     expiry), malformed or unsupported public keys, and repeated kids (the first one is kept).
-    Tainted authorities are kept.
+    Tainted authorities are kept. More than ``limits.max_keys`` authorities raise
+    :class:`SourceError` (the bundle is refused; the last good keys stay).
     """
+    count = len(bundle.jwt_authorities)
+    if count > limits.max_keys:
+        raise SourceError(
+            f"bundle has {count} JWT authorities, more than the limit of {limits.max_keys}"
+        )
     keys: list[JWTKey] = []
     skipped: list[SkippedKey] = []
     seen: set[str] = set()
@@ -91,10 +100,16 @@ class ServerAPISource:
     kind = "server_api"
 
     def __init__(
-        self, config: ServerAPIConfig, *, clock: Clock, call_timeout: float | None = None
+        self,
+        config: ServerAPIConfig,
+        *,
+        clock: Clock,
+        call_timeout: float | None = None,
+        limits: KeyLimits = LIMITS,
     ) -> None:
         self._config = config
         self._clock = clock
+        self._limits = limits
         self._timeout = (
             call_timeout
             if call_timeout is not None
@@ -157,10 +172,17 @@ class ServerAPISource:
             # decodes as a keyless Bundle: taken at face value it would revoke every key.
             await self._failed(sink, "DATA_LOSS", "response has no trust_domain (empty bundle)")
             return False
+        try:
+            # Up to max_keys DER keys: parsed in a worker thread, never on the event loop.
+            keys, skipped = await asyncio.to_thread(
+                bundle_keys, bundle, now=self._clock.now(), limits=self._limits
+            )
+        except SourceError as exc:
+            await self._failed(sink, "RESOURCE_EXHAUSTED", str(exc))
+            return False
         if self._failing:
             log.info("server_api_fetch_recovered", address=self._config.address)
             self._failing = False
-        keys, skipped = bundle_keys(bundle, now=self._clock.now())
         self._log_skipped(skipped)
         changed = sink.publish(keys)
         log.debug(
@@ -194,7 +216,9 @@ class ServerAPISource:
 
     def _get_stub(self) -> bundle_pb2_grpc.BundleAsyncStub:
         if self._stub is None:
-            self._channel = grpc.aio.insecure_channel(self._config.address)
+            self._channel = grpc.aio.insecure_channel(
+                self._config.address, options=self._limits.grpc_options()
+            )
             self._stub = bundle_pb2_grpc.BundleStub(self._channel)
         return self._stub
 

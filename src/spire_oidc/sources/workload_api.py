@@ -62,6 +62,7 @@ from spiffe.errors import PySpiffeError
 from spire_oidc.config.model import DEFAULT_POLL_INTERVAL, WorkloadAPIConfig
 from spire_oidc.core.clock import Clock
 from spire_oidc.core.keys import JWT_SVID_USES, KeySet, parse_jwks
+from spire_oidc.core.limits import LIMITS, KeyLimits
 from spire_oidc.errors import ConfigError, SourceError
 from spire_oidc.sources.base import KeySink
 
@@ -116,6 +117,8 @@ class WorkloadAPISource:
     """Streams JWT bundles from the SPIRE agent's Workload API and publishes our trust domain's."""
 
     kind = "workload_api"
+    # Bundle size and key count (core/limits.py); also the channel's receive limit.
+    limits: KeyLimits = LIMITS
 
     def __init__(
         self,
@@ -200,7 +203,7 @@ class WorkloadAPISource:
             return False
         published = False
         received = False
-        channel = grpc.aio.insecure_channel(self._target)
+        channel = grpc.aio.insecure_channel(self._target, options=self.limits.grpc_options())
         try:
             stub = workload_pb2_grpc.SpiffeWorkloadAPIStub(channel)  # type: ignore[no-untyped-call]
             fetch: FetchJWTBundles = stub.FetchJWTBundles
@@ -220,7 +223,7 @@ class WorkloadAPISource:
                             details="undecodable message",
                         )
                         return published
-                    if self._handle(message, sink):
+                    if await self._handle(message, sink):
                         published = True
             except grpc.aio.AioRpcError as exc:
                 self._rpc_failed(sink, exc, received=received)
@@ -256,6 +259,11 @@ class WorkloadAPISource:
         extra: dict[str, str] = {}
         if code == grpc.StatusCode.INVALID_ARGUMENT:
             extra["hint"] = "the agent rejected the request; is this a SPIFFE Workload API socket?"
+        elif code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            extra["hint"] = (
+                f"a message exceeded the receive limit of {self.limits.max_grpc_message_bytes} "
+                "bytes (core/limits.py); the last good keys stay in service"
+            )
         self._fail(
             sink,
             event,
@@ -266,7 +274,7 @@ class WorkloadAPISource:
         )
 
     # -- one message ----------------------------------------------------------------------------
-    def _handle(self, response: workload_pb2.JWTBundlesResponse, sink: KeySink) -> bool:
+    async def _handle(self, response: workload_pb2.JWTBundlesResponse, sink: KeySink) -> bool:
         """Publish our trust domain's keys from one response; False if it was unusable."""
         td_id = self._trust_domain.as_spiffe_id()
         raw = self._select(response.bundles)
@@ -281,7 +289,10 @@ class WorkloadAPISource:
             )
             return False
         try:
-            keys = self._parse(raw)
+            if len(raw) > self.limits.inline_parse_bytes:
+                keys = await asyncio.to_thread(self._parse, raw)  # never block the event loop
+            else:
+                keys = self._parse(raw)
         except SourceError as exc:
             self._fail(
                 sink,
@@ -318,6 +329,9 @@ class WorkloadAPISource:
         return None
 
     def _parse(self, raw: bytes) -> KeySet:
+        too_big = self.limits.check_bundle_size(len(raw))
+        if too_big is not None:
+            raise SourceError(too_big)
         try:
             doc = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -332,7 +346,7 @@ class WorkloadAPISource:
         candidates = [
             e for e in entries if not isinstance(e, Mapping) or e.get("use", None) in _USES
         ]
-        good, bad = parse_jwks(candidates, uses=None)
+        good, bad = parse_jwks(candidates, uses=None, max_keys=self.limits.max_keys)
         for err in bad:
             log.warning(
                 "bundle_key_skipped",
