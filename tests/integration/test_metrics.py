@@ -6,6 +6,7 @@ import asyncio
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -276,3 +277,41 @@ def _at(year: int):  # type: ignore[no-untyped-def]
     import datetime
 
     return datetime.datetime(year, 1, 1, tzinfo=datetime.UTC)
+
+
+async def test_key_first_served_follows_the_served_set(run_provider: Start, tmp_path: Path) -> None:
+    """Each served kid carries the time it was first served; a kid that leaves the set loses its series, a kept kid keeps its time."""
+    path = tmp_path / "bundle.json"
+    k1, k2, k3 = ec_key(), ec_key(), ec_key()
+    path.write_bytes(bundle_bytes([public_jwk("k1", k1), public_jwk("k2", k2)]))
+    p = await run_provider(file_config(path, health_checks=metrics_checks()))
+    await wait_for(lambda: p.store.current is not None, what="keys")
+    m = await scrape(p)
+    name = "spire_oidc_key_first_served_timestamp_seconds"
+    first_k2 = value(m, name, kid="k2")
+    assert abs(first_k2 - time.time()) < 60 and value(m, name, kid="k1") == first_k2
+    path.write_bytes(bundle_bytes([public_jwk("k2", k2), public_jwk("k3", k3)]))
+    await wait_for(lambda: p.store.updates >= 2, what="the second key set")
+    m = await scrape(p)
+    assert (name, (("kid", "k1"),)) not in m
+    assert value(m, name, kid="k2") == first_k2
+    assert value(m, name, kid="k3") > first_k2
+    assert sorted(labels for n, labels in m if n == name) == [(("kid", "k2"),), (("kid", "k3"),)]
+
+
+async def test_health_listener_counts_its_own_requests(run_provider: Start, bundle: Path) -> None:
+    """Requests to the health listener are counted by path and code, unknown paths as `other`."""
+    p = await run_provider(file_config(bundle, health_checks=metrics_checks()))
+    await wait_for(lambda: p.store.current is not None, what="keys")
+    health = health_target(p)
+    assert (await raw_http(health, get("/ready"))).status == 200
+    assert (await raw_http(health, get("/live"))).status == 200
+    assert (await raw_http(health, get("/live"))).status == 200
+    assert (await raw_http(health, get("/scan/me"))).status == 404
+    await scrape(p)  # counted once answered: visible in the next scrape
+    m = await scrape(p)
+    name = "spire_oidc_health_requests_total"
+    assert value(m, name, path="/ready", code="200") == 1
+    assert value(m, name, path="/live", code="200") == 2
+    assert value(m, name, path="other", code="404") == 1
+    assert value(m, name, path="/metrics", code="200") == 1

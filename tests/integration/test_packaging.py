@@ -42,6 +42,7 @@ VENV_BIN = Path(sys.executable).parent
 UNIT = REPO / "packaging" / "systemd" / "oidc-discovery-provider.service"
 DROPINS = REPO / "packaging" / "systemd" / "oidc-discovery-provider.service.d"
 K8S = REPO / "packaging" / "kubernetes"
+CRD_KINDS = {"PrometheusRule"}  # custom resources kubernetes-validate has no schema for
 K8S_VERSIONS = ("1.29.0", "1.37.0")  # oldest and newest Kubernetes we claim to support
 
 
@@ -411,6 +412,8 @@ def test_kubernetes_manifests_match_schemas(version: str) -> None:
     docs = k8s_documents()
     assert len(docs) >= 8
     for name, doc in docs:
+        if doc["kind"] in CRD_KINDS:
+            continue  # no offline schema; test_prometheus_rules.py checks it against the rule file
         try:
             kubernetes_validate.validate(doc, version, strict=True)
         except kubernetes_validate.ValidationError as exc:

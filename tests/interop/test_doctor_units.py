@@ -179,3 +179,46 @@ def test_every_check_and_profile_is_documented() -> None:
     assert len(ids) > 30
     assert sorted(i for i in ids if f"`{i}`" not in docs) == []
     assert [p.name for p in PARTIES if f"(`--profile {p.name}`)" not in docs] == []
+
+
+def test_keys_alg_reason_names_the_key_then_its_alg() -> None:
+    """keys.alg reads `key <kid>: alg <alg> accepted`, so a kid is never taken for an algorithm."""
+    findings = run_checks(_observation(keys=2), [BY_NAME["aws"]])
+    reason = next(f.reason for f in findings if f.check == "keys.alg")
+    assert reason == "key k0: alg RS256 accepted; key k1: alg RS256 accepted"
+    ec = replace(_observation(), keys=[_jwk("e1", ec_key())])
+    reason = next(f.reason for f in run_checks(ec, [BY_NAME["entra"]]) if f.check == "keys.alg")
+    assert reason == "not accepted by default: key e1: alg ES256"
+
+
+def test_token_without_audience_says_the_audience_check_was_skipped() -> None:
+    """With a token and no audience, token.aud warns that the audience check was skipped."""
+    token = jwt.encode(
+        {"iss": "https://oidc.example.org", "aud": ["vault"], "sub": "spiffe://x/y", "exp": 2e9},
+        rsa_key(),  # type: ignore[arg-type]
+        algorithm="RS256",
+        headers={"kid": "k0"},
+    )
+    obs = replace(_observation(), token_text=token)
+    aud = next(f for f in run_checks(obs, [BY_NAME["vault"]]) if f.check == "token.aud")
+    assert aud.status == "warn"
+    assert aud.reason.startswith("audience check skipped: no -audience given")
+    assert "-audience" in aud.fix
+    checked = run_checks(replace(obs, audience="vault"), [BY_NAME["vault"]])
+    assert next(f for f in checked if f.check == "token.aud").status == "pass"
+
+
+@pytest.mark.parametrize(
+    ("given", "base"),
+    [
+        ("https://oidc.example.org/.well-known/openid_configuration", "https://oidc.example.org"),
+        ("https://h:8443/.well-known/openid_configuration/", "https://h:8443"),
+        ("https://h/prefix/.well-known/openid-configuration", "https://h/prefix"),
+        ("https://oidc.example.org", None),
+    ],
+)
+def test_issuer_base_of_a_discovery_document_url(given: str, base: str | None) -> None:
+    """A discovery document URL (either spelling) given as the issuer maps back to the issuer."""
+    from spire_oidc.doctor.triage import issuer_base
+
+    assert issuer_base(given) == base

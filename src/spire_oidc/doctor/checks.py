@@ -15,6 +15,7 @@ from spire_oidc.doctor.findings import ALL, Finding, key_alg, kid_of, ms, plural
 from spire_oidc.doctor.observe import Observation
 from spire_oidc.doctor.parties import Party, Status
 from spire_oidc.doctor.token_checks import token_findings
+from spire_oidc.doctor.triage import discovery_url_trap, unreachable
 
 DERIVE_FIX = "discovery_document { signing_algs_from_keys = true } (provider config)"
 ISSUER_FIX = (
@@ -414,10 +415,10 @@ def _party_keys(p: Party, obs: Observation) -> Iterator[Finding]:
             p.name,
             "keys.alg",
             "pass",
-            "accepted algorithms: " + ", ".join(f"{k} {a}" for k, a in algs.items()),
+            "; ".join(f"key {k}: alg {a} accepted" for k, a in algs.items()),
         )
     else:
-        listing = ", ".join(f"{k} {a}" for k, a in bad.items())
+        listing = "; ".join(f"key {k}: alg {a}" for k, a in bad.items())
         some_ok = len(bad) < len(algs)
         yield Finding(
             p.name,
@@ -485,8 +486,17 @@ def _party_use(p: Party, keys: Sequence[dict[str, object]]) -> Iterator[Finding]
 
 
 def run_checks(obs: Observation, parties: Sequence[Party]) -> list[Finding]:
-    """Every finding for ``obs``: the common ones first, then each party's, then the token's."""
+    """Every finding for ``obs``: the common ones first, then each party's, then the token's.
+
+    A discovery document URL given as the issuer, or an issuer that does not answer at all, gives
+    one failure and nothing else: every other check would only repeat its consequences.
+    """
+    trap = discovery_url_trap(obs)
+    if trap is not None:
+        return [trap]
     findings = list(_common(obs))
+    if unreachable(obs):
+        return findings
     reachable = obs.doc is not None
     for p in parties:
         findings += _party_url_checks(p, obs)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from spire_oidc.doctor.fetch import Fetched
 from spire_oidc.doctor.findings import ALL, Finding, key_alg, worst
 from spire_oidc.doctor.observe import Observation
 from spire_oidc.doctor.parties import SEVERITY, Party
+from spire_oidc.doctor.triage import SKIPPED_NOTE, discovery_url_trap, http_note, unreachable
 
 EXIT_USAGE = 3
 _CHECK_WIDTH = 32
@@ -31,7 +33,9 @@ def _fetch_line(name: str, fetched: Fetched | None) -> str:
     if fetched is None:
         return f"  {name:<10} not fetched"
     status = str(fetched.status) if fetched.status is not None else "---"
-    tls = fetched.tls_version or ("http" if fetched.tls_verified is None else "")
+    plain = urlsplit(fetched.url).scheme.lower() == "http"
+    # "http" only for a plain-HTTP URL: an https fetch whose handshake failed has no TLS version.
+    tls = fetched.tls_version or ("http" if plain else "---")
     if fetched.tls_verified is False:
         tls += " (unverified)"
     ms = f"{fetched.seconds * 1000:.0f} ms"
@@ -50,14 +54,26 @@ def _keys_line(obs: Observation) -> str:
     return f"  keys       {len(obs.keys)}: {listing}" if obs.keys else "  keys       0"
 
 
+def _token_state(obs: Observation, findings: Sequence[Finding]) -> str:
+    if obs.token_text is None:
+        return "not given (--token FILE checks one)"
+    if not any(f.check.startswith("token.") for f in findings):
+        return "not checked (no key set to check it against)"
+    if not obs.audience:
+        return "checked; audience not checked (no -audience given)"
+    return f"checked, audience {obs.audience!r}"
+
+
 def render_text(obs: Observation, parties: Sequence[Party], findings: Sequence[Finding]) -> str:
     lines = [f"doctor {obs.issuer}"]
+    note = http_note(obs, findings)
+    if note is not None:
+        lines.append(note)
     lines.append(_fetch_line("discovery", obs.discovery))
     if obs.doc is not None:
         lines.append(_fetch_line("jwks", obs.jwks))
         lines.append(_keys_line(obs))
-    token = "checked" if obs.token_text is not None else "not given (--token FILE checks one)"
-    lines.append(f"  token      {token}")
+    lines.append(f"  token      {_token_state(obs, findings)}")
     titles = {ALL: "every relying party"} | {p.name: p.title for p in parties}
     for name, title in titles.items():
         mine = [f for f in findings if f.party == name]
@@ -69,6 +85,9 @@ def render_text(obs: Observation, parties: Sequence[Party], findings: Sequence[F
             lines.append(f"  {f.status.upper():<4}  {f.check:<{_CHECK_WIDTH}}{f.reason}")
             if f.fix and f.status != "pass":
                 lines.append(f"  {'':<4}  {'':<{_CHECK_WIDTH}}fix: {f.fix}")
+    if discovery_url_trap(obs) is not None or unreachable(obs):
+        lines.append("")
+        lines.append(SKIPPED_NOTE)
     c = _counts(findings)
     lines.append("")
     lines.append(

@@ -108,6 +108,15 @@ def _token_claims(obs: Observation, claims: dict[str, object]) -> Iterator[Findi
                 f"aud {aud!r} does not contain {obs.audience!r}",
                 "request the JWT-SVID for the relying party's audience",
             )
+    else:
+        yield Finding(
+            ALL,
+            "token.aud",
+            "warn",
+            f"audience check skipped: no -audience given (the token's aud is {aud!r}); every "
+            "relying party rejects a token whose aud is not its own",
+            "run doctor again with -audience AUD, the audience the relying party expects",
+        )
     exp = claims.get("exp")
     if not isinstance(exp, int | float):
         yield Finding(ALL, "token.exp", "fail", "the token has no exp", "mint it with SPIRE")

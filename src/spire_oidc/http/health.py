@@ -12,6 +12,7 @@ Bodies are empty, as in SPIRE; ``?verbose`` adds a JSON explanation for humans.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -35,6 +36,10 @@ class MetricsExposition(Protocol):
     """Renders the Prometheus exposition for ``/metrics`` (:mod:`spire_oidc.http.metrics`)."""
 
     def render(self, accept: str) -> tuple[bytes, str]: ...
+
+    def set_health_paths(self, paths: Iterable[str]) -> None: ...
+
+    def observe_health_request(self, path: str, status: int) -> None: ...
 
 
 @dataclass
@@ -66,6 +71,8 @@ class HealthHandler:
         self._source_kind = source_kind
         self._clock = clock
         self._state = state
+        if metrics is not None:
+            metrics.set_health_paths((config.ready_path, config.live_path, METRICS_PATH))
 
     def readiness(self) -> dict[str, object]:
         """The facts behind ``ready`` (also its verbose body)."""
@@ -108,6 +115,12 @@ class HealthHandler:
         return last is not None and self._clock.now() - last < self._threshold
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        response = self._respond(request)
+        if self._metrics is not None:
+            self._metrics.observe_health_request(request.path, response.status)
+        return response
+
+    def _respond(self, request: web.BaseRequest) -> web.StreamResponse:
         path = request.path
         if path == self._config.ready_path:
             ok = self.is_ready()

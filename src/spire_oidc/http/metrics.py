@@ -144,6 +144,12 @@ class ProviderMetrics:
         self._acme_failures: dict[tuple[str, str], int] = {}
         self._cert_files: list[CertificateFile] = []
         self._cert_generations: dict[str, int] = {}
+        self._first_served: dict[str, float] = {}  # kid -> when this process first served it
+        self._health_requests: dict[tuple[str, int], int] = {}
+        self._health_paths: frozenset[str] = frozenset()
+        store.add_listener(lambda rendered: self._sync_first_served(rendered.keys.kids))
+        if store.current is not None:
+            self._sync_first_served(store.current.keys.kids)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
         ProcessCollector(registry=self.registry)
@@ -168,6 +174,27 @@ class ProviderMetrics:
         if len(self._routes) < 1024:  # remember what we worked out; bounded against scanners
             self._routes[raw_path] = route
         return route
+
+    def _sync_first_served(self, kids: Iterable[str]) -> None:
+        """Remember when each kid was first served; forget kids that left the set (bounded)."""
+        now = self._clock.now()
+        served = dict.fromkeys(kids)
+        first = self._first_served
+        for kid in [k for k in first if k not in served]:
+            del first[kid]
+        for kid in served:
+            first.setdefault(kid, now)
+
+    # -- the health listener ----------------------------------------------------------------
+    def set_health_paths(self, paths: Iterable[str]) -> None:
+        """The health listener's own paths; any other path is counted as ``other``."""
+        self._health_paths = frozenset(paths)
+
+    def observe_health_request(self, path: str, status: int) -> None:
+        """Count one request answered by the health listener (bounded labels)."""
+        label = path if path in self._health_paths else ROUTE_OTHER
+        key = (label, status)
+        self._health_requests[key] = self._health_requests.get(key, 0) + 1
 
     def access_logger_class(
         self, delegate: type[AbstractAccessLogger] | None = None
@@ -279,6 +306,15 @@ class ProviderMetrics:
             latency.add_metric([route], buckets, hist.total)
         yield latency
 
+        health_requests = CounterMetricFamily(
+            f"{PREFIX}_health_requests",
+            "Requests answered on the health listener (ready, live, metrics), by path and code.",
+            labels=["path", "code"],
+        )
+        for (path, status), count in sorted(self._health_requests.items()):
+            health_requests.add_metric([path, str(status)], count)
+        yield health_requests
+
         yield GaugeMetricFamily(
             f"{PREFIX}_keys_served",
             "Keys in the JWKS served at /keys (0 before the first fetch or after a revocation).",
@@ -295,6 +331,15 @@ class ProviderMetrics:
                 "Seconds since the served key set's content last changed (Last-Modified).",
                 value=max(0.0, now - current.mod_time),
             )
+        self._sync_first_served(() if current is None else current.keys.kids)
+        first_served = GaugeMetricFamily(
+            f"{PREFIX}_key_first_served_timestamp_seconds",
+            "When this process first served each key ID, in seconds since the epoch.",
+            labels=["kid"],
+        )
+        for kid, when in sorted(self._first_served.items()):
+            first_served.add_metric([kid], when)
+        yield first_served
         yield CounterMetricFamily(
             f"{PREFIX}_keys_updates",
             "Changes of the served key set's content.",
