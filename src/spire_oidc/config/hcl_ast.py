@@ -156,7 +156,9 @@ def unindent_heredoc(text: str) -> str:
     the body with trailing blanks trimmed.
     """
     raw = text.encode()
-    idx = raw.index(b"\n")
+    idx = raw.find(b"\n")
+    if idx < 0:  # a malformed heredoc: the scanner's error fails the parse before any decode
+        return ""
     if raw[2:3] != b"-":
         return raw[idx + 1 : len(raw) - idx + 1].decode(errors="replace")
     lines = raw[idx + 1 : len(raw) - idx + 2].split(b"\n")
