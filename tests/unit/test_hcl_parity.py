@@ -6,7 +6,11 @@ The ids are the rule ids of the table in docs/compatibility.md.
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from spire_oidc.config.hcl import DECODE_PREFIX, Field, Kind, Lst, Obj, decode, parse_document
 from spire_oidc.errors import ConfigError
@@ -205,3 +209,14 @@ def test_list_elements_carry_their_own_positions() -> None:
     value = root.items[0].value
     assert isinstance(value, Lst)
     assert [e.pos for e in value.items] == [(2, 3), (3, 3)]
+
+
+_ALPHABET = 'ab1 0x.e-+_=\n\r\t{}[],"\\$<#/*:@\x00é'
+
+
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet=_ALPHABET, max_size=40))
+def test_any_text_gives_a_tree_or_a_config_error(text: str) -> None:
+    """Whatever the text, the HCL layer answers with a tree or a ConfigError, never a crash."""
+    with contextlib.suppress(ConfigError):
+        _decode(text)
