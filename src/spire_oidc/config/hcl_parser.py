@@ -72,7 +72,8 @@ def _literal(tok: Token) -> Lit:
 
 
 def _item(keys: list[Token], value: Node) -> Item:
-    """An item with a key chain ``a "b" c { }`` nests like pyhcl did: a = { b = { c = {} } }."""
+    """An item; a key chain ``a "b" c { }`` nests as a = { b = { c = {} } } (hcl's decoder
+    expands a chain one key at a time)."""
     for key in reversed(keys[1:]):
         name, error = _key_text(key)
         value = Obj((key.line, key.column), (Item(name, (key.line, key.column), value, error),))
