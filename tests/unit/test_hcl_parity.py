@@ -74,6 +74,7 @@ ACCEPTED: list[tuple[str, str, dict[str, object]]] = [
     ("O8-empty", "", {}),
     ("O8-only-comment", "# nothing\n", {}),
     ("O10-nested-block", 'a { b {} }\nx = "v"', {"x": "v"}),
+    ("J1-json-detection", ' \n\t{"x": "v"}', {"x": "v"}),
     ("W1-whitespace", 'x\t=\r"v"\r\n', {"x": "v"}),
 ]
 
@@ -164,6 +165,7 @@ REJECTED: list[tuple[str, str, str]] = [
         "a {\n  b }",
         "At 2:5: key 'b' expected start of object ('{') or assignment ('=')",
     ),
+    ("J1-not-go-space", '\x1c{"x": "v"}', "At 1:1: illegal char"),
     ("W1-null", "x = 1\x00\n", "At 1:6: unexpected null character (0x00)"),
 ]
 

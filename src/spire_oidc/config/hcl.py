@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TypeVar
 
 from spire_oidc.config.domains import go_quote
 from spire_oidc.config.hcl_ast import Item, Lit, Lst, Node, Obj, Pos
@@ -82,9 +83,15 @@ def _decode_error(message: str, path: str | None, pos: Pos | None = None) -> Con
     )
 
 
+def _go_is_space(ch: str) -> bool:
+    """Go's ``unicode.IsSpace`` (Python's ``isspace`` also counts U+001C..U+001F)."""
+    return ch in "\t\n\v\f\r \x85\xa0" or (ord(ch) > 0xFF and ch.isspace())
+
+
 def _is_json(text: str) -> bool:
+    """hcl's lexMode: JSON when the first non-space character is ``{``."""
     for ch in text:
-        if not ch.isspace():
+        if not _go_is_space(ch):
             return ch == "{"
     return False
 
@@ -185,6 +192,16 @@ def parse_go_int(s: str) -> int:
 # Decoding against a schema.
 
 
+_T = TypeVar("_T")
+
+
+def _as(kind: type[_T], value: object, key: str) -> _T:
+    """``value`` as ``kind``; a TypeError names the key when the schema and the caller disagree."""
+    if not isinstance(value, kind):
+        raise TypeError(f"{key}: expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
 class Kind(Enum):
     """How a field is decoded (the Go type of the struct field)."""
 
@@ -224,33 +241,24 @@ class Section:
 
     def text(self, name: str, default: str = "") -> str:
         """A string field's value."""
-        value = self.values.get(name, default)
-        assert isinstance(value, str)
-        return value
+        return _as(str, self.values.get(name, default), self.key(name))
 
     def integer(self, name: str, default: int = 0) -> int:
         """An int field's value."""
-        value = self.values.get(name, default)
-        assert isinstance(value, int)
-        return value
+        return _as(int, self.values.get(name, default), self.key(name))
 
     def flag(self, name: str) -> bool:
         """A bool field's value (False when absent)."""
-        value = self.values.get(name, False)
-        assert isinstance(value, bool)
-        return value
+        return _as(bool, self.values.get(name, False), self.key(name))
 
     def strings(self, name: str) -> list[str]:
         """A list field's value (empty when absent)."""
-        value = self.values.get(name, [])
-        assert isinstance(value, list)
-        return [str(v) for v in value]
+        return [str(v) for v in _as(list, self.values.get(name, []), self.key(name))]
 
     def block(self, name: str) -> Section | None:
         """A block field's section, or None when the block is absent."""
         value = self.values.get(name)
-        assert value is None or isinstance(value, Section)
-        return value
+        return None if value is None else _as(Section, value, self.key(name))
 
     def position(self, name: str) -> tuple[int, int] | None:
         """Line and column of the (last) value of ``name``, when known."""
@@ -345,8 +353,7 @@ class _Decoder:
                 raise self._error(f"{go_name}: unknown type {found}", node, key)
             section.values[f.name] = bool(node.value)
         elif f.kind is Kind.STRING_LIST:
-            existing = section.values.setdefault(f.name, [])
-            assert isinstance(existing, list)
+            existing = _as(list, section.values.setdefault(f.name, []), key)
             existing.extend(self.string_list(node, go_name, key))
         else:
             if not isinstance(node, Obj):
