@@ -25,6 +25,7 @@ import structlog
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from spire_oidc._compat import reopen_file_handler
 from spire_oidc.config.domains import DomainError
 from spire_oidc.config.model import (
     METRICS_PATH,
@@ -167,7 +168,7 @@ def reopen_log_files() -> list[str]:
         if isinstance(handler, logging.handlers.WatchedFileHandler):
             handler.reopenIfNeeded()
         else:
-            old = handler.setStream(handler._open())
+            old = reopen_file_handler(handler)
             if old is not None:
                 old.close()
     return paths
