@@ -36,6 +36,7 @@ from spire_oidc.config.model import (
     WorkloadAPIConfig,
 )
 from spire_oidc.core import persist
+from spire_oidc.core.backoff import Backoff
 from spire_oidc.core.clock import Clock, SystemClock
 from spire_oidc.core.documents import DiscoveryOptions
 from spire_oidc.core.store import KeyStore
@@ -438,7 +439,7 @@ async def _expire_restored(store: KeyStore, delay: float) -> None:
 
 async def _supervise(factory: Callable[[], Awaitable[None]], name: str) -> None:
     """Run a background task; an unexpected crash is logged and the task restarted, never fatal."""
-    delay = 1.0
+    backoff = Backoff.of(1.0, 30.0, jitter=0.0)
     while True:
         try:
             await factory()
@@ -446,9 +447,9 @@ async def _supervise(factory: Callable[[], Awaitable[None]], name: str) -> None:
         except asyncio.CancelledError:
             raise
         except Exception:
+            delay = backoff.next_delay()
             log.exception("background_task_crashed", task=name, restart_in_seconds=delay)
         await asyncio.sleep(delay)
-        delay = min(delay * 2, 30.0)
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
