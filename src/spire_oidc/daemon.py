@@ -39,14 +39,16 @@ from spire_oidc.core import persist
 from spire_oidc.core.backoff import Backoff
 from spire_oidc.core.clock import Clock, SystemClock
 from spire_oidc.core.documents import DiscoveryOptions
+from spire_oidc.core.events import EventMetrics, NullMetrics
+from spire_oidc.core.state import ProcessState
 from spire_oidc.core.store import KeyStore
 from spire_oidc.errors import StartupError
 from spire_oidc.http.connlimit import ConnectionCap, raise_open_file_limit
 from spire_oidc.http.fastpath import FastServer
-from spire_oidc.http.health import HealthHandler, ProcessState
+from spire_oidc.http.health import HealthHandler
 from spire_oidc.http.listeners import bind_tcp, bind_unix, start_sites
 from spire_oidc.http.memory import HeapTrimmer
-from spire_oidc.http.metrics import CertificateFile, EventMetrics, NullMetrics
+from spire_oidc.http.metrics import CertificateFile
 from spire_oidc.http.tls import CertFileReloader
 from spire_oidc.http.web import ProviderHandler, WebSettings
 from spire_oidc.logs import AccessLogger

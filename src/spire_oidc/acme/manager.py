@@ -45,8 +45,8 @@ from spire_oidc.acme.session import AcmeError, AcmeSession, Eab
 from spire_oidc.acme.worker import Worker
 from spire_oidc.core.backoff import BackoffPolicy
 from spire_oidc.core.clock import Clock
-from spire_oidc.http.health import ProcessState
-from spire_oidc.http.metrics import EventMetrics, NullMetrics
+from spire_oidc.core.events import EventMetrics, NullMetrics
+from spire_oidc.core.state import ProcessState
 
 log = structlog.get_logger("spire_oidc.acme")
 

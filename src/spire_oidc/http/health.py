@@ -12,7 +12,6 @@ Bodies are empty, as in SPIRE; ``?verbose`` adds a JSON explanation for humans.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from aiohttp import web
@@ -20,6 +19,7 @@ from multidict import CIMultiDict
 
 from spire_oidc.config.model import METRICS_PATH, HealthChecksConfig
 from spire_oidc.core.clock import Clock
+from spire_oidc.core.state import ProcessState
 from spire_oidc.core.store import KeyStore
 from spire_oidc.http.httputil import Response, text_response
 
@@ -35,14 +35,6 @@ class MetricsExposition(Protocol):
     """Renders the Prometheus exposition for ``/metrics`` (:mod:`spire_oidc.http.metrics`)."""
 
     def render(self, accept: str) -> tuple[bytes, str]: ...
-
-
-@dataclass
-class ProcessState:
-    """Process-wide facts that health reports besides the keys."""
-
-    shutting_down: bool = False
-    waiting: dict[str, str] = field(default_factory=dict)  # component -> what it waits for
 
 
 class HealthHandler:
