@@ -22,13 +22,15 @@ from typing import Protocol
 
 import structlog
 
+from spire_oidc.errors import ProviderError
+
 log = structlog.get_logger(__name__)
 
 ACCOUNT_KEY = "acme_account+key"
 LEGACY_ACCOUNT_KEY = "acme_account.key"
 
 
-class CacheError(OSError):
+class CacheError(ProviderError, OSError):
     """The cache could not be read or written (the manager logs it and carries on)."""
 
 

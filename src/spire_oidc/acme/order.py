@@ -129,7 +129,8 @@ class Order:
 
     def _install(self, challb: messages.ChallengeBody) -> None:
         chall = challb.chall
-        assert isinstance(chall, challenges.KeyAuthorizationChallenge)
+        if not isinstance(chall, challenges.KeyAuthorizationChallenge):
+            raise AcmeError(f"{self.name}: the CA offered an unexpected {chall.typ} challenge")
         key_authorization = chall.key_authorization(self._session.jwk)
         if chall.typ == TLS_ALPN_01:
             chain, key_pem = challenge_certificate(self.name, key_authorization)
@@ -138,7 +139,8 @@ class Order:
             self._installed.append((TLS_ALPN_01, self.name))
         else:
             http01 = self._responders.http01
-            assert http01 is not None
+            if http01 is None:  # _pick() only chooses http-01 when there is a handler
+                raise AcmeError(f"{self.name}: no http-01 listener to answer the challenge")
             token = chall.encode("token")
             http01.tokens[token] = key_authorization
             self._installed.append((HTTP_01, token))

@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from idna import core as _idna_core
 
 from spire_oidc._compat import IDNA_DEVIATION, IDNA_IGNORED, IDNA_MAPPED, IDNA_VALID, uts46_lookup
+from spire_oidc.errors import ConfigValueError
 
 __all__ = [
     "DomainAllowlist",
@@ -42,7 +43,7 @@ _ZWNJ = "\u200c"
 _ZWJ = "\u200d"
 
 
-class DomainError(ValueError):
+class DomainError(ConfigValueError):
     """A domain name refused by SPIRE's policy; ``str()`` is SPIRE's message."""
 
 
