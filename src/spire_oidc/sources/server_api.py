@@ -24,7 +24,6 @@ This module imports gRPC and the generated stubs: import it only when the config
 
 from __future__ import annotations
 
-import asyncio
 from typing import NamedTuple
 
 import grpc
@@ -130,7 +129,7 @@ class ServerAPISource:
                     log.exception("server_api_poll_crashed", address=self._config.address)
                     sink.report_error(f"GetBundle on {self._config.address}: internal error: {exc}")
                     await self._close_channel()
-                await asyncio.sleep(self.poll_interval)
+                await self._clock.sleep(self.poll_interval)
         finally:
             await self._close_channel()
 
