@@ -17,8 +17,8 @@ from typing import Any
 import grpc
 import grpc.aio
 import pytest
-from spiffe._proto import workload_pb2, workload_pb2_grpc
 
+from spire_oidc._compat import workload_pb2, workload_pb2_grpc
 from spire_oidc.config.model import WorkloadAPIConfig
 from spire_oidc.core.clock import Clock, FakeClock, SystemClock
 from spire_oidc.errors import ConfigError
