@@ -197,7 +197,7 @@ def serve(config_path: str, *, expand: bool, err: TextIO) -> int:
     try:
         return run_blocking(cfg)
     except ProviderError as exc:
-        err.write(f"{exc}\n")
+        err.write(exc.describe() + "\n")
         return 1
     except KeyboardInterrupt:
         return 0

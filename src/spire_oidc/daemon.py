@@ -25,6 +25,7 @@ import structlog
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from spire_oidc._compat import reopen_file_handler
 from spire_oidc.config.domains import DomainError
 from spire_oidc.config.model import (
     METRICS_PATH,
@@ -35,16 +36,19 @@ from spire_oidc.config.model import (
     WorkloadAPIConfig,
 )
 from spire_oidc.core import persist
+from spire_oidc.core.backoff import Backoff
 from spire_oidc.core.clock import Clock, SystemClock
 from spire_oidc.core.documents import DiscoveryOptions
+from spire_oidc.core.events import EventMetrics, NullMetrics
+from spire_oidc.core.state import ProcessState
 from spire_oidc.core.store import KeyStore
 from spire_oidc.errors import StartupError
 from spire_oidc.http.connlimit import ConnectionCap, raise_open_file_limit
 from spire_oidc.http.fastpath import FastServer
-from spire_oidc.http.health import HealthHandler, ProcessState
+from spire_oidc.http.health import HealthHandler
 from spire_oidc.http.listeners import bind_tcp, bind_unix, start_sites
 from spire_oidc.http.memory import HeapTrimmer
-from spire_oidc.http.metrics import CertificateFile, EventMetrics, NullMetrics
+from spire_oidc.http.metrics import CertificateFile
 from spire_oidc.http.tls import CertFileReloader
 from spire_oidc.http.web import ProviderHandler, WebSettings
 from spire_oidc.logs import AccessLogger
@@ -167,7 +171,7 @@ def reopen_log_files() -> list[str]:
         if isinstance(handler, logging.handlers.WatchedFileHandler):
             handler.reopenIfNeeded()
         else:
-            old = handler.setStream(handler._open())
+            old = reopen_file_handler(handler)
             if old is not None:
                 old.close()
     return paths
@@ -437,7 +441,7 @@ async def _expire_restored(store: KeyStore, delay: float) -> None:
 
 async def _supervise(factory: Callable[[], Awaitable[None]], name: str) -> None:
     """Run a background task; an unexpected crash is logged and the task restarted, never fatal."""
-    delay = 1.0
+    backoff = Backoff.of(1.0, 30.0, jitter=0.0)
     while True:
         try:
             await factory()
@@ -445,9 +449,9 @@ async def _supervise(factory: Callable[[], Awaitable[None]], name: str) -> None:
         except asyncio.CancelledError:
             raise
         except Exception:
+            delay = backoff.next_delay()
             log.exception("background_task_crashed", task=name, restart_in_seconds=delay)
         await asyncio.sleep(delay)
-        delay = min(delay * 2, 30.0)
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

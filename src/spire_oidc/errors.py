@@ -2,14 +2,41 @@
 
 ::
 
-    ProviderError                 every error this package raises on purpose
+    ProviderError                 every error this package raises on purpose; describe() is one
+    │                             line for the operator (the CLI prints it)
     ├── ConfigError               a configuration file is unreadable, malformed or invalid
+    ├── ConfigValueError          one value is malformed: raised by the config parsers, reported
+    │   │                         as a ConfigError that names file and key (also a ValueError)
+    │   ├── DomainError           config/domains.py: a domain name or trust domain
+    │   ├── DurationError         config/gocompat.py: a Go duration
+    │   ├── GoURLError            config/gocompat.py: a URL, as Go's url.Parse
+    │   └── GoAddrError           config/gocompat.py: a listen address, as Go's net package
+    ├── FlagError                 config/goflag.py: a command-line flag (Go's flag package text)
     ├── StartupError              the provider cannot start (bind failure, bad certificate, ...)
-    └── SourceError               an upstream key source failed (one fetch; the last good keys stay)
-        └── KeyParseError         one key from upstream is malformed (it is skipped, never served)
+    ├── SourceError               an upstream key source failed (one fetch; the last good keys stay)
+    │   └── KeyParseError         one key from upstream is malformed (it is skipped, never served)
+    ├── AcmeError                 acme/session.py: an ACME request or order failed (the CA's
+    │                             problem document, transient or not, its Retry-After)
+    ├── CacheError                acme/cache.py: the certificate cache cannot be read or written
+    │                             (also an OSError)
+    ├── EntryError                acme/certs.py: a cached or issued certificate is unusable
+    │                             (also a ValueError)
+    ├── WorkerStopped             acme/worker.py: a request reached the stopped ACME worker
+    │                             (also a RuntimeError)
+    └── TokenError                doctor/jws.py: a token given to ``doctor`` is not a compact JWS
+                                  (also a ValueError)
 
-Foreign exceptions (``OSError``, ``grpc.RpcError``, ``ssl.SSLError``, ...) are translated into
-these at the module that calls the foreign code, with ``raise ... from exc``.
+Each class lives beside the code that raises it (the ones above without a module, here);
+``tests/unit/test_errors.py`` checks that every exception class in the package is in this tree.
+
+Foreign exceptions (``OSError``, ``grpc.RpcError``, ``ssl.SSLError``, ``requests``, ``acme``,
+``json``, ...) are translated into these at the module that calls the foreign code, with
+``raise ... from exc`` (httpcore's rule): acme/session.py for ``acme``/``requests``/``josepy``,
+the sources for gRPC, http/listeners.py and http/tls.py for ``OSError``/``ssl`` at start-up.
+
+Not in the tree, on purpose: exceptions private to one module that never leave it
+(``_IdnaError``, ``_Syntax``, ``RangeError``, ``NotClientHello``) and ``HelpRequested``, which is
+control flow (``-h``), not an error.
 """
 
 from __future__ import annotations
@@ -17,6 +44,11 @@ from __future__ import annotations
 
 class ProviderError(Exception):
     """Base class of every error raised on purpose by the provider."""
+
+    def describe(self) -> str:
+        """One line for the operator: the message with line breaks and runs of spaces folded."""
+        text = " ".join(str(self).split())
+        return text or type(self).__name__
 
 
 class ConfigError(ProviderError):
@@ -57,6 +89,10 @@ class ConfigError(ProviderError):
         if where:
             return f"{', '.join(where)}: {self.message}"
         return self.message
+
+
+class ConfigValueError(ProviderError, ValueError):
+    """One configuration value is malformed; the config layer reports it as a ConfigError."""
 
 
 class StartupError(ProviderError):

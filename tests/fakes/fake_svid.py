@@ -28,8 +28,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from spiffe._proto import workload_pb2
 
+from spire_oidc._compat import workload_pb2
 from tests.fakes.fake_workload_api import HEADER, METHOD, SERVICE, FakeWorkloadAPI, _serialize
 from tests.fakes.sink import wait_until
 

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 import grpc
 import grpc.aio
-from spiffe._proto import workload_pb2
 
+from spire_oidc._compat import workload_pb2
 from tests.fakes.grpc_fake import UnixGrpcFake
 from tests.fakes.sink import wait_until
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
 
 from spire_oidc.acme.certs import decode_entry
 from spire_oidc.config.model import HealthChecksConfig
-from spire_oidc.daemon import Provider
+from spire_oidc.core.clock import FakeClock
+from spire_oidc.daemon import Provider, start
 from tests.acme_support.fixtures import (
     NAME,
     KeepAliveClient,
@@ -32,10 +35,11 @@ __all__ = ["dns", "pebble_factory"]
 
 
 async def test_ca_down_at_startup_keeps_retrying_and_serves_when_it_returns(
-    pebble_factory: PebbleFactory, run_provider: Starter, tmp_path: Path
+    pebble_factory: PebbleFactory, tmp_path: Path, logs: list[dict[str, Any]]
 ) -> None:
     """With the CA unreachable the name waits (health ?verbose says so) and is retried with
-    backoff; once the CA answers, the certificate is issued and served."""
+    backoff (on a fake clock: the delay slept is the transient schedule's first one and the one
+    logged); once the CA answers, the certificate is issued and served."""
     pebble = await pebble_factory(start=False)
     health_port = free_port()
     config = acme_config(pebble, tmp_path)
@@ -45,21 +49,32 @@ async def test_ca_down_at_startup_keeps_retrying_and_serves_when_it_returns(
             "health_checks": HealthChecksConfig(bind_port=health_port, bind_host="127.0.0.1"),
         }
     )
-    provider: Provider = await run_provider(config)
-    assert provider.acme is not None
-    manager = provider.acme.manager
-    await wait_for(lambda: manager.failures >= 1, 5.0, "a failed attempt")
-    ready = await raw_http(("127.0.0.1", health_port), get("/ready?verbose"))
-    reasons = json.loads(ready.body)["reasons"]
-    waiting = [r for r in reasons if r.startswith(f"acme {NAME}: waiting for a certificate")]
-    assert waiting and "attempt 1 failed" in waiting[0], reasons
-    await pebble.start()
-    got = await wait_for_certificate(
-        pebble.tls_port, client_context(await pebble.root_pem()), timeout=15.0
-    )
-    assert got.status == 200
-    assert provider.state.waiting == {}
-    assert manager.failures >= 1
+    # A minute ahead of real time, so that the CA's fresh certificate is already valid on it.
+    clock = FakeClock(start=time.time() + 60.0)
+    provider: Provider = await start(config, clock=clock)
+    try:
+        assert provider.acme is not None
+        manager = provider.acme.manager
+        await wait_for(lambda: manager.failures >= 1, 5.0, "a failed attempt")
+        ready = await raw_http(("127.0.0.1", health_port), get("/ready?verbose"))
+        reasons = json.loads(ready.body)["reasons"]
+        waiting = [r for r in reasons if r.startswith(f"acme {NAME}: waiting for a certificate")]
+        assert waiting and "attempt 1 failed" in waiting[0], reasons
+        await clock.wait_for_sleepers(1)
+        assert 0.9 <= clock.slept[0] <= 1.0, clock.slept
+        failed = [e for e in logs if e["event"] == "acme_certificate_failed"]
+        assert failed[0]["next_attempt_in_seconds"] == round(clock.slept[0], 1)
+        await pebble.start()
+        # The retry, then the order's polls, run as fast as the CA answers.
+        await clock.run_until(lambda: manager.installed >= 1, step=2.0, within=20.0)
+        got = await wait_for_certificate(
+            pebble.tls_port, client_context(await pebble.root_pem()), timeout=15.0
+        )
+        assert got.status == 200
+        assert provider.state.waiting == {}
+        assert manager.failures >= 1
+    finally:
+        await provider.stop()
 
 
 async def test_external_account_binding_required_by_the_ca(

@@ -27,8 +27,8 @@ from pathlib import Path
 import aiohttp
 import grpc
 import pytest
-from spiffe._proto import workload_pb2
 
+from spire_oidc._compat import workload_pb2
 from spire_oidc._proto.spire.api.server.bundle.v1 import bundle_pb2 as service_pb2
 from spire_oidc._proto.spire.api.types import bundle_pb2 as types_pb2
 from spire_oidc.config.model import Config, FileConfig, ServerAPIConfig, WorkloadAPIConfig

@@ -11,9 +11,10 @@ import pytest
 from spire_oidc.config.model import Config, HealthChecksConfig
 from spire_oidc.core.clock import FakeClock
 from spire_oidc.core.keys import KeySet
+from spire_oidc.core.state import ProcessState
 from spire_oidc.core.store import KeyStore
 from spire_oidc.daemon import Provider
-from spire_oidc.http.health import HealthHandler, ProcessState, freshness_threshold
+from spire_oidc.http.health import HealthHandler, freshness_threshold
 from tests.integration.support import file_config, get, raw_http, wait_for
 from tests.keyfactory import bundle_bytes, ec_key, public_jwk
 

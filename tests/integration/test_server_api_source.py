@@ -18,7 +18,7 @@ import pytest
 
 from spire_oidc._proto.spire.api.types import bundle_pb2 as types_pb2
 from spire_oidc.config.model import ServerAPIConfig
-from spire_oidc.core.clock import FakeClock
+from spire_oidc.core.clock import Clock, FakeClock, SystemClock
 from spire_oidc.sources.server_api import GET_BUNDLE_METHOD, ServerAPISource, bundle_keys
 from tests.fakes.fake_server_api import FakeServerAPI, authority
 from tests.fakes.keys import der_of, ec_key, pkix, rsa_key
@@ -45,12 +45,13 @@ def make_source(
     address: str,
     *,
     poll: float = POLL,
-    clock: FakeClock | None = None,
+    clock: Clock | None = None,
     legacy: bool = False,
     call_timeout: float | None = None,
 ) -> ServerAPISource:
+    """A source on the real clock unless a (fake) clock is given: polls every POLL (0.2 s)."""
     config = ServerAPIConfig(address=address, poll_interval=poll, legacy_registration_api=legacy)
-    return ServerAPISource(config, clock=clock or FakeClock(), call_timeout=call_timeout)
+    return ServerAPISource(config, clock=clock or SystemClock(), call_timeout=call_timeout)
 
 
 def events(captured: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
@@ -97,17 +98,23 @@ async def test_publishes_keys_in_server_order_with_jwt_mask(server: FakeServerAP
 
 
 async def test_polls_immediately_then_every_poll_interval(server: FakeServerAPI) -> None:
-    """The first poll is immediate, then one GetBundle per poll_interval (fixed delay)."""
-    poll = 0.5
+    """The first poll is immediate, then one GetBundle per poll_interval (fixed delay): on a fake
+    clock, no poll before the interval has passed, one as soon as it has."""
+    poll = 30.0
     server.set_bundle([authority("kid-1", pkix(EC1))])
     sink = RecordingSink()
-    started = time.monotonic()
-    async with running(make_source(server.address, poll=poll), sink):
-        await server.wait_for_calls(1, within=1.0)
-        assert server.call_times[0] - started < 0.6 * poll, "first poll immediately"
-        await sink.wait_for(lambda: len(sink.publishes) >= 4, within=4.0)
-    gaps = [b - a for a, b in zip(server.call_times, server.call_times[1:], strict=False)]
-    assert all(poll * 0.9 <= gap < poll * 1.5 for gap in gaps[:3]), gaps
+    clock = FakeClock()
+    async with running(make_source(server.address, poll=poll, clock=clock), sink):
+        await server.wait_for_calls(1, within=2.0)  # before the clock moved at all
+        for calls in range(2, 5):
+            await clock.wait_for_sleepers(1)
+            clock.advance(poll - 0.001)
+            await asyncio.sleep(0.05)  # time enough for a poll that should not happen
+            assert server.calls == calls - 1
+            clock.advance(0.001)
+            await server.wait_for_calls(calls, within=2.0)
+        await sink.wait_for(lambda: len(sink.publishes) >= 4, within=2.0)
+    assert clock.slept[:3] == [poll, poll, poll], "a fixed delay, no jitter"
     # Every successful poll is published, unchanged included: it is the freshness signal.
     assert sink.changes == 1
 
@@ -307,11 +314,15 @@ async def test_legacy_registration_api_config_works_the_same(server: FakeServerA
 
 
 async def test_cancellation_stops_polling(server: FakeServerAPI) -> None:
-    """Cancelling run() stops the polls."""
+    """Cancelling run() stops the polls: however far the clock moves afterwards."""
     server.set_bundle([authority("kid-1", pkix(EC1))])
     sink = RecordingSink()
-    async with running(make_source(server.address), sink):
-        await server.wait_for_calls(2)
+    clock = FakeClock()
+    async with running(make_source(server.address, clock=clock), sink):
+        await clock.run_until(lambda: server.calls >= 2, step=POLL)
+        await clock.wait_for_sleepers(1)
     calls = server.calls
-    await asyncio.sleep(2 * POLL)
+    assert clock.sleepers == 0, "the cancelled poll loop no longer sleeps"
+    clock.advance(10 * POLL)
+    await asyncio.sleep(0.05)
     assert server.calls == calls

@@ -19,7 +19,7 @@ import pytest
 from cryptography import x509
 
 from spire_oidc.core.clock import SystemClock
-from spire_oidc.http.health import ProcessState
+from spire_oidc.core.state import ProcessState
 from spire_oidc.http.svid_tls import WAITING_KEY, SvidContext
 from spire_oidc.sources.serving_svid import ServingSvidStream
 from tests.fakes.fake_svid import FakeAgent, SvidCA, serial_of

@@ -17,12 +17,12 @@ from typing import Any
 import grpc
 import grpc.aio
 import pytest
-from spiffe._proto import workload_pb2, workload_pb2_grpc
 
+from spire_oidc._compat import workload_pb2, workload_pb2_grpc
 from spire_oidc.config.model import WorkloadAPIConfig
-from spire_oidc.core.clock import FakeClock
+from spire_oidc.core.clock import Clock, FakeClock, SystemClock
 from spire_oidc.errors import ConfigError
-from spire_oidc.sources.workload_api import Backoff, WorkloadAPISource
+from spire_oidc.sources.workload_api import WorkloadAPISource
 from tests.fakes.fake_workload_api import FakeWorkloadAPI
 from tests.fakes.keys import der_of, ec_key, jwk, jwks, rsa_key
 from tests.fakes.sink import RecordingSink, running
@@ -48,12 +48,17 @@ async def agent(sock_dir: Path) -> AsyncIterator[FakeWorkloadAPI]:
 
 
 def make_source(
-    socket: str | os.PathLike[str], *, trust_domain: str = TD, poll: float = POLL
+    socket: str | os.PathLike[str],
+    *,
+    trust_domain: str = TD,
+    poll: float = POLL,
+    clock: Clock | None = None,
 ) -> WorkloadAPISource:
+    """A source on the real clock by default: reconnects wait at most POLL (0.2 s)."""
     config = WorkloadAPIConfig(
         socket_path=os.fspath(socket), trust_domain=trust_domain, poll_interval=poll
     )
-    return WorkloadAPISource(config, clock=FakeClock(), rng=random.Random(7))
+    return WorkloadAPISource(config, clock=clock or SystemClock(), rng=random.Random(7))
 
 
 def events(captured: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
@@ -476,42 +481,32 @@ async def test_repeated_failure_is_re_warned_after_a_minute(
     source = WorkloadAPISource(config, clock=clock)
     sink = RecordingSink()
     async with running(source, sink):
-        await sink.wait_for(lambda: len(sink.errors) >= 3)
+        await clock.run_until(lambda: len(sink.errors) >= 3, step=0.05)
+        await clock.wait_for_sleepers(1)
         clock.advance(61)
         count = len(sink.errors)
-        await sink.wait_for(lambda: len(sink.errors) > count + 2)
+        await clock.run_until(lambda: len(sink.errors) > count + 2, step=0.05)
     warned = [e for e in events(logs, "workload_api_socket_missing") if e["log_level"] == "warning"]
     assert len(warned) == 2
 
 
 async def test_reconnect_backoff_is_capped_by_poll_interval(agent: FakeWorkloadAPI) -> None:
-    """Retries back off exponentially with full jitter but never wait longer than poll_interval."""
+    """Retries back off exponentially with full jitter but never wait longer than poll_interval:
+    on a fake clock, every retry happens within one poll_interval of the previous failure."""
     agent.fail_with(grpc.StatusCode.UNAVAILABLE, "agent busy")
+    clock = FakeClock()
     sink = RecordingSink()
-    async with running(make_source(agent.socket_path, poll=POLL), sink):
-        await agent.wait_for_calls(12, within=10.0)
-    gaps = [b - a for a, b in zip(agent.call_times, agent.call_times[1:], strict=False)]
-    # Each gap is a jittered delay <= POLL plus the cost of one failed call on this machine.
-    assert max(gaps) < POLL + 0.15, gaps
-
-
-def test_backoff_grows_exponentially_with_full_jitter_and_a_cap() -> None:
-    """Backoff bounds double from the initial delay up to the cap; delays are uniform below it."""
-    backoff = Backoff(1.0, initial=0.1, rng=random.Random(1))
-    bounds = []
-    for _ in range(8):
-        bound = backoff.bound()
-        delay = backoff.next_delay()
-        assert 0.0 <= delay <= bound
-        bounds.append(bound)
-    assert bounds == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0, 1.0])
-    backoff.reset()
-    assert backoff.bound() == pytest.approx(0.1)
-    tiny = Backoff(0.02, initial=0.1, rng=random.Random(1))
-    assert tiny.bound() == pytest.approx(0.02), "the initial delay never exceeds the cap"
-    assert Backoff(0.0, rng=random.Random(1)).cap == 10.0, "a cap <= 0 means the default"
-    delays = [Backoff(1.0, initial=1.0, rng=random.Random(s)).next_delay() for s in range(200)]
-    assert min(delays) < 0.1 and max(delays) > 0.9, "full jitter spans [0, bound]"
+    async with running(make_source(agent.socket_path, poll=POLL, clock=clock), sink):
+        for calls in range(1, 13):
+            await agent.wait_for_calls(calls, within=5.0)
+            await clock.wait_for_sleepers(1)
+            clock.advance(POLL)  # the longest a retry may wait
+    delays = clock.slept
+    assert len(delays) >= 12
+    assert all(0.0 <= d <= POLL for d in delays), delays
+    # The bounds double from 0.1 s: the first delay is below it, later ones may reach the cap.
+    assert delays[0] <= 0.1
+    assert max(delays) > 0.1, "the bound grows past the initial delay"
 
 
 async def test_cancellation_closes_the_stream(agent: FakeWorkloadAPI) -> None:

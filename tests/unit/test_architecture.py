@@ -152,3 +152,16 @@ def test_cli_imports_heavy_modules_lazily() -> None:
         "spire_oidc.errors",
         "spire_oidc.config.goflag",
     }
+
+
+ACME_MODULES = sorted(p.relative_to(SRC).as_posix() for p in (SRC / "acme").glob("*.py"))
+
+
+@pytest.mark.parametrize("module", ACME_MODULES)
+def test_acme_imports_neither_health_nor_metrics(module: str) -> None:
+    """acme/ reaches process state and event metrics through core/, never through http.health
+    or http.metrics (so the HTTP layer's health and Prometheus code stay out of ACME)."""
+    for name in _imports(module):
+        assert not name.startswith(("spire_oidc.http.health", "spire_oidc.http.metrics")), (
+            f"{module} imports {name}"
+        )

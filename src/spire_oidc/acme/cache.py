@@ -33,6 +33,7 @@ from spire_oidc.core.private_paths import (
     ensure_private_dir,
     open_private_file,
 )
+from spire_oidc.errors import ProviderError
 
 log = structlog.get_logger(__name__)
 
@@ -40,7 +41,7 @@ ACCOUNT_KEY = "acme_account+key"
 LEGACY_ACCOUNT_KEY = "acme_account.key"
 
 
-class CacheError(OSError):
+class CacheError(ProviderError, OSError):
     """The cache could not be read or written (the manager logs it and carries on)."""
 
 

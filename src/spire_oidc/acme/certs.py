@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from spire_oidc.errors import ProviderError
 from spire_oidc.http.tls import server_context
 
 THIRTY_DAYS = 30 * 24 * 3600.0
@@ -36,7 +37,7 @@ PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END \1-----\r?\n?", re.DOTALL)
 
 
-class EntryError(ValueError):
+class EntryError(ProviderError, ValueError):
     """A cache entry cannot be used; ``str()`` says why (it is logged, never fatal)."""
 
 

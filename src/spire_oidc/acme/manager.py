@@ -7,9 +7,10 @@
   the cache is read again: a certificate another instance already renewed there is adopted
   (shared ``cache_dir``). Each renewal has a new key. The new context serves new connections;
   open connections keep theirs, so nothing is dropped.
-* Failures: logged with the CA's problem document, retried with exponential backoff (1 s to
-  5 min for transient failures, 1 min to 1 h when the CA refused), never sooner than the CA's
-  ``Retry-After``. The current certificate keeps being served meanwhile.
+* Failures: logged with the CA's problem document, retried with exponential backoff
+  (:mod:`spire_oidc.core.backoff`: 1 s to 5 min for transient failures, 1 min to 1 h when the CA
+  refused), never sooner than the CA's ``Retry-After``; the delay logged is the delay slept.
+  The current certificate keeps being served meanwhile.
 * The account: the key comes from the cache (``acme_account+key``, created on the first order
   like autocert); the account is (re-)registered with it before the first order of a session,
   which returns the existing account when there is one. A session is dropped after a failure,
@@ -42,26 +43,25 @@ from spire_oidc.acme.certs import (
 from spire_oidc.acme.order import Order, Responders
 from spire_oidc.acme.session import AcmeError, AcmeSession, Eab
 from spire_oidc.acme.worker import Worker
+from spire_oidc.core.backoff import BackoffPolicy
 from spire_oidc.core.clock import Clock
-from spire_oidc.http.health import ProcessState
-from spire_oidc.http.metrics import EventMetrics, NullMetrics
+from spire_oidc.core.events import EventMetrics, NullMetrics
+from spire_oidc.core.state import ProcessState
 
 log = structlog.get_logger("spire_oidc.acme")
 
-TRANSIENT_BACKOFF = (1.0, 300.0)
-REFUSED_BACKOFF = (60.0, 3600.0)
 MAX_RETRY_AFTER = 24 * 3600.0
+# 1 s to 5 min for transient failures, 1 min to 1 h when the CA refused; 10 % jitter below the
+# bound; the CA's Retry-After (at most a day) is a floor.
+TRANSIENT_BACKOFF = BackoffPolicy(1.0, 300.0, jitter=0.1, max_retry_after=MAX_RETRY_AFTER)
+REFUSED_BACKOFF = BackoffPolicy(60.0, 3600.0, jitter=0.1, max_retry_after=MAX_RETRY_AFTER)
 _MAX_SLEEP = 3600.0  # long waits are re-checked against the wall clock (suspend, clock jumps)
 
 
 def backoff(failures: int, error: AcmeError, rng: random.Random | None = None) -> float:
     """Seconds before the next attempt after ``failures`` consecutive failures (≥ 1)."""
-    base, cap = TRANSIENT_BACKOFF if error.transient else REFUSED_BACKOFF
-    delay = min(cap, base * 2.0 ** (max(1, failures) - 1))
-    delay *= (rng or random).uniform(0.9, 1.0)
-    if error.retry_after is not None:
-        delay = max(delay, min(error.retry_after, MAX_RETRY_AFTER))
-    return delay
+    policy = TRANSIENT_BACKOFF if error.transient else REFUSED_BACKOFF
+    return policy.delay(max(1, failures) - 1, rng or random.Random(), retry_after=error.retry_after)
 
 
 class AcmeManager:
@@ -144,8 +144,9 @@ class AcmeManager:
                 entry = await self._obtain(name)
             except AcmeError as exc:
                 failures += 1
-                self._failed(name, exc, failures)
-                await asyncio.sleep(backoff(failures, exc, self._rng))
+                delay = backoff(failures, exc, self._rng)
+                self._failed(name, exc, failures, delay)
+                await self._clock.sleep(delay)
                 continue
             failures = 0
             await self._store(name, entry)
@@ -153,8 +154,8 @@ class AcmeManager:
 
     async def _sleep_until(self, when: float) -> None:
         # A wall-clock deadline, not an event: re-read the clock at least hourly.
-        while (left := when - self._clock.now()) > 0:  # noqa: ASYNC110
-            await asyncio.sleep(min(left, _MAX_SLEEP))
+        while (left := when - self._clock.now()) > 0:
+            await self._clock.sleep(min(left, _MAX_SLEEP))
 
     async def _obtain(self, name: str) -> CertEntry:
         try:
@@ -179,10 +180,9 @@ class AcmeManager:
             log.exception("acme_unexpected_error", name=name)
             raise AcmeError(f"{name}: unexpected {type(exc).__name__}: {exc}") from exc
 
-    def _failed(self, name: str, exc: AcmeError, failures: int) -> None:
+    def _failed(self, name: str, exc: AcmeError, failures: int, delay: float) -> None:
         self.failures += 1
         self.metrics.acme_failure(name, "transient" if exc.transient else "refused")
-        delay = backoff(failures, exc, self._rng)
         now = self._clock.now()
         entry = self.entries.get(name)
         log.error(

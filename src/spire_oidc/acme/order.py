@@ -33,6 +33,7 @@ from spire_oidc.acme.selector import CertificateTable
 from spire_oidc.acme.session import AcmeError, AcmeSession, problem_document
 from spire_oidc.acme.tlsalpn import ACME_TLS_ALPN, challenge_certificate
 from spire_oidc.acme.worker import Worker
+from spire_oidc.core.backoff import Backoff, BackoffPolicy
 from spire_oidc.core.clock import Clock
 
 log = structlog.get_logger("spire_oidc.acme")
@@ -40,9 +41,9 @@ log = structlog.get_logger("spire_oidc.acme")
 TLS_ALPN_01 = "tls-alpn-01"
 HTTP_01 = "http-01"
 ORDER_TIMEOUT = 300.0
-_FIRST_POLL = 0.025
-_MAX_POLL = 2.0
-_MAX_RETRY_AFTER_POLL = 60.0
+# Polling starts at 25 ms and doubles to 2 s (no jitter); the CA's Retry-After, up to a minute,
+# is a floor.
+POLL_BACKOFF = BackoffPolicy(0.025, 2.0, jitter=0.0, max_retry_after=60.0)
 
 
 @dataclass
@@ -52,12 +53,6 @@ class Responders:
     table: CertificateTable
     http01: Http01Handler | None
     types: Sequence[str]  # preference order
-
-
-def _pause(attempt: int, retry_after: float | None) -> float:
-    if retry_after is not None:
-        return min(max(retry_after, 0.0), _MAX_RETRY_AFTER_POLL)
-    return min(_FIRST_POLL * 2.0**attempt, _MAX_POLL)
 
 
 class Order:
@@ -134,7 +129,8 @@ class Order:
 
     def _install(self, challb: messages.ChallengeBody) -> None:
         chall = challb.chall
-        assert isinstance(chall, challenges.KeyAuthorizationChallenge)
+        if not isinstance(chall, challenges.KeyAuthorizationChallenge):
+            raise AcmeError(f"{self.name}: the CA offered an unexpected {chall.typ} challenge")
         key_authorization = chall.key_authorization(self._session.jwk)
         if chall.typ == TLS_ALPN_01:
             chain, key_pem = challenge_certificate(self.name, key_authorization)
@@ -143,7 +139,8 @@ class Order:
             self._installed.append((TLS_ALPN_01, self.name))
         else:
             http01 = self._responders.http01
-            assert http01 is not None
+            if http01 is None:  # _pick() only chooses http-01 when there is a handler
+                raise AcmeError(f"{self.name}: no http-01 listener to answer the challenge")
             token = chall.encode("token")
             http01.tokens[token] = key_authorization
             self._installed.append((HTTP_01, token))
@@ -158,7 +155,7 @@ class Order:
         self._installed.clear()
 
     async def _await_valid(self, authzr: messages.AuthorizationResource) -> None:
-        attempt = 0
+        pause = Backoff(POLL_BACKOFF)
         while True:
             authzr, retry_after = await self._worker.call(
                 partial(self._session.poll_authorization, authzr)
@@ -169,8 +166,7 @@ class Order:
                 return
             if status != messages.STATUS_PENDING:
                 raise self._authz_failure(authzr)
-            await asyncio.sleep(_pause(attempt, retry_after))
-            attempt += 1
+            await self._clock.sleep(pause.next_delay(retry_after))
 
     def _authz_failure(self, authzr: messages.AuthorizationResource) -> AcmeError:
         for challb in authzr.body.challenges:
@@ -195,7 +191,7 @@ class Order:
     async def _finalize(self, orderr: messages.OrderResource) -> messages.Order:
         order = await self._try_finalize(orderr)
         retry_after: float | None = None
-        attempt = 0
+        pause = Backoff(POLL_BACKOFF)
         while True:
             if order is not None:
                 if order.status == messages.STATUS_VALID and order.certificate:
@@ -207,8 +203,7 @@ class Order:
                         + (f": {err.typ}: {err.detail or ''}" if err is not None else ""),
                         problem=problem_document(err) if err is not None else None,
                     )
-            await asyncio.sleep(_pause(attempt, retry_after))
-            attempt += 1
+            await self._clock.sleep(pause.next_delay(retry_after))
             polled, retry_after = await self._worker.call(partial(self._session.poll_order, orderr))
             order = polled
             if polled.status == messages.STATUS_READY:  # the CA still waits for the CSR

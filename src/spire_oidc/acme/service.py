@@ -22,8 +22,8 @@ from spire_oidc.acme.session import Eab
 from spire_oidc.acme.trust import TrustBundle
 from spire_oidc.config.model import AcmeConfig
 from spire_oidc.core.clock import Clock
+from spire_oidc.core.state import ProcessState
 from spire_oidc.errors import StartupError
-from spire_oidc.http.health import ProcessState
 from spire_oidc.http.listeners import bind_tcp, start_sites
 
 log = structlog.get_logger("spire_oidc.acme")

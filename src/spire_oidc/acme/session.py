@@ -27,6 +27,7 @@ from josepy.jwk import JWK, JWKEC, JWKRSA
 
 from spire_oidc import __version__
 from spire_oidc.acme.certs import PrivateKey
+from spire_oidc.errors import ProviderError
 
 T = TypeVar("T")
 
@@ -36,17 +37,35 @@ NETWORK_TIMEOUT = 30
 _TRANSIENT_PROBLEMS = {"badNonce", "serverInternal", "rateLimited"}
 
 
-@dataclass
-class AcmeError(Exception):
-    """An ACME request failed."""
+class AcmeError(ProviderError):
+    """An ACME request failed.
 
-    message: str
-    problem: dict[str, object] | None = None
-    transient: bool = False
-    retry_after: float | None = None  # seconds, from the CA's Retry-After header
+    ``problem`` is the CA's problem document (RFC 8555 §6.7), ``transient`` whether a retry soon
+    may help, ``retry_after`` the seconds the CA's ``Retry-After`` asked for.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        problem: dict[str, object] | None = None,
+        transient: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.problem = problem
+        self.transient = transient
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
         return self.message
+
+    def describe(self) -> str:
+        """The message; with how long the CA asked to wait, when it did."""
+        text = super().describe()
+        if self.retry_after is not None:
+            text += f" (the CA asks to retry after {self.retry_after:.0f}s)"
+        return text
 
 
 def problem_document(err: messages.Error) -> dict[str, object]:

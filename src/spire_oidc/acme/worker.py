@@ -15,12 +15,14 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
+from spire_oidc.errors import ProviderError
+
 T = TypeVar("T")
 
 _Job = tuple[Callable[[], object], asyncio.Future[object], asyncio.AbstractEventLoop]
 
 
-class WorkerStopped(RuntimeError):
+class WorkerStopped(ProviderError, RuntimeError):
     """The worker was stopped before the call ran."""
 
 

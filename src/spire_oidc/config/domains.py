@@ -19,14 +19,15 @@ done to word the refusal of a host that is not.
 
 from __future__ import annotations
 
-import bisect
 import functools
 import re
 import unicodedata
 from collections.abc import Iterable
 
 from idna import core as _idna_core
-from idna import uts46data as _uts46
+
+from spire_oidc._compat import IDNA_DEVIATION, IDNA_IGNORED, IDNA_MAPPED, IDNA_VALID, uts46_lookup
+from spire_oidc.errors import ConfigValueError
 
 __all__ = [
     "DomainAllowlist",
@@ -42,7 +43,7 @@ _ZWNJ = "\u200c"
 _ZWJ = "\u200d"
 
 
-class DomainError(ValueError):
+class DomainError(ConfigValueError):
     """A domain name refused by SPIRE's policy; ``str()`` is SPIRE's message."""
 
 
@@ -102,9 +103,7 @@ def _invalid_label(label: str) -> _IdnaError:
 
 
 def _status(ch: str) -> tuple[int, str | None]:
-    cp = ord(ch)
-    index = cp if cp < 256 else bisect.bisect_right(_uts46.uts46_starts, cp) - 1
-    return _uts46.uts46_statuses[index], _uts46.uts46_replacements[index]
+    return uts46_lookup(ord(ch))
 
 
 def _first_disallowed(domain: str) -> _IdnaError | None:
@@ -115,12 +114,12 @@ def _first_disallowed(domain: str) -> _IdnaError | None:
                 return _disallowed(ch)
             continue
         status, replacement = _status(ch)
-        if status in (_idna_core._STATUS_VALID, _idna_core._STATUS_DEVIATION):
+        if status in (IDNA_VALID, IDNA_DEVIATION):
             continue
-        if status == _idna_core._STATUS_IGNORED:
+        if status == IDNA_IGNORED:
             continue
         if (
-            status == _idna_core._STATUS_MAPPED
+            status == IDNA_MAPPED
             and replacement is not None
             and all(c in _STD3_ASCII_OK or not c.isascii() for c in replacement)
         ):
@@ -136,9 +135,9 @@ def _remap(domain: str) -> str:
     out: list[str] = []
     for ch in domain:
         status, replacement = _status(ch)
-        if status == _idna_core._STATUS_MAPPED and replacement is not None:
+        if status == IDNA_MAPPED and replacement is not None:
             out.append(replacement)
-        elif status != _idna_core._STATUS_IGNORED:
+        elif status != IDNA_IGNORED:
             out.append(ch)
     return unicodedata.normalize("NFC", "".join(out))
 
@@ -153,7 +152,7 @@ def _label_valid_from_punycode(label: str) -> None:
                 raise _invalid_label(label)
             continue
         status, _ = _status(ch)
-        if status not in (_idna_core._STATUS_VALID, _idna_core._STATUS_DEVIATION):
+        if status not in (IDNA_VALID, IDNA_DEVIATION):
             raise _invalid_label(label)
 
 

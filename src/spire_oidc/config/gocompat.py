@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable
 
 from spire_oidc.config.domains import go_quote
+from spire_oidc.errors import ConfigValueError
 
 __all__ = [
     "DurationError",
@@ -53,7 +54,7 @@ _UNITS = {
 _LIMIT = 1 << 63  # Go accumulates in uint64 and rejects anything above this
 
 
-class DurationError(ValueError):
+class DurationError(ConfigValueError):
     """A duration string Go would reject; ``str()`` is Go's error text."""
 
 
@@ -214,7 +215,7 @@ def go_expand(text: str, mapping: Callable[[str], str]) -> str:
 # net/url.Parse: only what decides SPIRE's jwt_issuer / jwks_uri checks (scheme, host, error).
 
 
-class GoURLError(ValueError):
+class GoURLError(ConfigValueError):
     """A Go ``*url.Error``; ``str()`` is Go's text (``parse "x": ...``)."""
 
 
@@ -369,7 +370,7 @@ _GO_SERVICES = {
 }
 
 
-class GoAddrError(ValueError):
+class GoAddrError(ConfigValueError):
     """A Go ``net`` resolution error; ``str()`` is Go's text."""
 
 

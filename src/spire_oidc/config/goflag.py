@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from spire_oidc.errors import ProviderError
+
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 
@@ -21,7 +23,7 @@ class Flag:
     type_name: str = "string"  # shown in usage for non-bool flags, as Go's UnquoteUsage does
 
 
-class FlagError(Exception):
+class FlagError(ProviderError):
     """A command-line mistake; Go prints the message and the usage, then exits 2."""
 
 

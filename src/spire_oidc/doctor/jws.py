@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from spire_oidc.core.keys import key_from_jwk
-from spire_oidc.errors import KeyParseError
+from spire_oidc.errors import KeyParseError, ProviderError
 
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "256": hashes.SHA256,
@@ -29,7 +29,7 @@ _EC_SIZES = {"ES256": 32, "ES384": 48, "ES512": 66}
 _EC_CURVES = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}
 
 
-class TokenError(ValueError):
+class TokenError(ProviderError, ValueError):
     """The token is not a well-formed compact JWS with JSON header and claims."""
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from aiohttp import web
@@ -21,6 +20,7 @@ from multidict import CIMultiDict
 
 from spire_oidc.config.model import METRICS_PATH, HealthChecksConfig
 from spire_oidc.core.clock import Clock
+from spire_oidc.core.state import ProcessState
 from spire_oidc.core.store import KeyStore
 from spire_oidc.http.httputil import Response, text_response
 
@@ -40,14 +40,6 @@ class MetricsExposition(Protocol):
     def set_health_paths(self, paths: Iterable[str]) -> None: ...
 
     def observe_health_request(self, path: str, status: int) -> None: ...
-
-
-@dataclass
-class ProcessState:
-    """Process-wide facts that health reports besides the keys."""
-
-    shutting_down: bool = False
-    waiting: dict[str, str] = field(default_factory=dict)  # component -> what it waits for
 
 
 class HealthHandler:

@@ -9,9 +9,10 @@ increments and a bisection into the latency buckets, on plain Python numbers own
 loop thread. Everything else — key counts, ages, source state, certificate expiry — is read from
 the store and the other components only when ``/metrics`` is scraped.
 
-Other components report through :class:`EventMetrics` (certificate expiry per domain, ACME orders
-and failures); :class:`NullMetrics` is what they get when metrics are off. Those calls may come
-from worker threads (the ACME client runs in one), so they take a lock; the request path does not.
+Other components report through :class:`~spire_oidc.core.events.EventMetrics` (certificate
+expiry per domain, ACME orders and failures); ``NullMetrics`` is what they get when metrics are
+off. Those calls may come from worker threads (the ACME client runs in one), so they take a
+lock; the request path does not.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import threading
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
@@ -43,42 +44,6 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 ROUTE_DISCOVERY = "discovery"
 ROUTE_KEYS = "keys"
 ROUTE_OTHER = "other"
-
-
-class EventMetrics(Protocol):
-    """What the TLS and ACME components report (thread-safe; cheap; never raises)."""
-
-    def certificate_loaded(self, domain: str, not_after: float, *, source: str) -> None:
-        """The certificate served for ``domain`` expires at ``not_after`` (epoch seconds)."""
-        ...
-
-    def certificate_removed(self, domain: str, *, source: str) -> None:
-        """No certificate from ``source`` is served for ``domain`` any more."""
-        ...
-
-    def acme_order(self, domain: str) -> None:
-        """An ACME order for ``domain`` was started."""
-        ...
-
-    def acme_failure(self, domain: str, reason: str) -> None:
-        """An ACME order or renewal for ``domain`` failed; ``reason`` is a short stable word."""
-        ...
-
-
-class NullMetrics:
-    """:class:`EventMetrics` that records nothing (metrics disabled)."""
-
-    def certificate_loaded(self, domain: str, not_after: float, *, source: str) -> None:
-        return None
-
-    def certificate_removed(self, domain: str, *, source: str) -> None:
-        return None
-
-    def acme_order(self, domain: str) -> None:
-        return None
-
-    def acme_failure(self, domain: str, reason: str) -> None:
-        return None
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import structlog
 
 from spire_oidc.core.identity import ServingIdentity
-from spire_oidc.http.health import ProcessState
+from spire_oidc.core.state import ProcessState
 from spire_oidc.http.tls import server_context
 
 log = structlog.get_logger(__name__)

@@ -145,7 +145,7 @@ class ServerAPISource:
                     log.exception("server_api_poll_crashed", address=self._config.address)
                     sink.report_error(f"GetBundle on {self._config.address}: internal error: {exc}")
                     await self._close_channel()
-                await asyncio.sleep(self.poll_interval)
+                await self._clock.sleep(self.poll_interval)
         finally:
             await self._close_channel()
 

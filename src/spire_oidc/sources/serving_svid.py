@@ -17,7 +17,6 @@ must match the leaf. This module imports gRPC and ``spiffe``: import it only whe
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 from collections.abc import Sequence
@@ -27,10 +26,10 @@ import grpc.aio
 import structlog
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from spiffe._proto import workload_pb2, workload_pb2_grpc
 from spiffe.errors import PySpiffeError
 from spiffe.svid.x509_svid import X509Svid
 
+from spire_oidc._compat import workload_pb2, workload_pb2_grpc
 from spire_oidc.core.clock import Clock
 from spire_oidc.core.identity import IdentitySink, ServingIdentity
 from spire_oidc.sources.agent_channel import AgentChannel
@@ -38,7 +37,7 @@ from spire_oidc.sources.workload_api import (
     _PERMISSION_DENIED_HINT,
     INITIAL_BACKOFF,
     SECURITY_HEADER,
-    Backoff,
+    reconnect_backoff,
 )
 
 log = structlog.get_logger(__name__)
@@ -119,7 +118,7 @@ class ServingSvidStream:
         self._channel = channel if channel is not None else AgentChannel(self._socket_path)
         self._spiffe_id = spiffe_id
         self._clock = clock
-        self._backoff = Backoff(
+        self._backoff = reconnect_backoff(
             max_retry_interval, initial=initial_backoff, rng=rng or random.Random()
         )
         self._last_problem: str | None = None
@@ -140,7 +139,7 @@ class ServingSvidStream:
                 except Exception as exc:  # a bug must not end the loop: log, retry
                     log.exception("serving_svid_stream_crashed", socket_path=self._socket_path)
                     self._problem(sink, f"internal error: {exc}")
-                await asyncio.sleep(self._backoff.next_delay())
+                await self._clock.sleep(self._backoff.next_delay())
         finally:
             if self._owns_channel:
                 await self._channel.close()

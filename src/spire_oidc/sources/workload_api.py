@@ -56,10 +56,11 @@ import grpc
 import grpc.aio
 import structlog
 from spiffe import TrustDomain
-from spiffe._proto import workload_pb2, workload_pb2_grpc
 from spiffe.errors import PySpiffeError
 
+from spire_oidc._compat import workload_pb2, workload_pb2_grpc
 from spire_oidc.config.model import DEFAULT_POLL_INTERVAL, WorkloadAPIConfig
+from spire_oidc.core.backoff import Backoff
 from spire_oidc.core.clock import Clock
 from spire_oidc.core.keys import JWT_SVID_USES, KeySet, parse_jwks
 from spire_oidc.core.limits import LIMITS, KeyLimits
@@ -86,31 +87,16 @@ FetchJWTBundles = grpc.aio.UnaryStreamMultiCallable[
 ]
 
 
-class Backoff:
-    """Capped exponential backoff with full jitter.
+def reconnect_backoff(
+    poll_interval: float, *, initial: float = INITIAL_BACKOFF, rng: random.Random
+) -> Backoff:
+    """Full-jitter backoff from ``initial`` doubling up to ``poll_interval``.
 
-    The ``n``-th consecutive failure waits ``uniform(0, min(cap, initial * 2**n))``.
+    A cap <= 0 would retry in a busy loop: like SPIRE's poll_interval, it means the default.
     """
-
-    def __init__(self, cap: float, *, initial: float = INITIAL_BACKOFF, rng: random.Random) -> None:
-        # A cap <= 0 would retry in a busy loop: like SPIRE's poll_interval, it means the default.
-        self.cap = cap if cap > 0 else DEFAULT_POLL_INTERVAL
-        self.initial = min(initial, self.cap) if initial > 0 else self.cap
-        self._rng = rng
-        self.attempt = 0
-
-    def bound(self) -> float:
-        """The upper bound of the next delay."""
-        return min(self.cap, self.initial * 2.0 ** min(self.attempt, 62))
-
-    def next_delay(self) -> float:
-        """The next delay (and count one more consecutive failure)."""
-        delay = self._rng.uniform(0.0, self.bound())
-        self.attempt += 1
-        return delay
-
-    def reset(self) -> None:
-        self.attempt = 0
+    cap = poll_interval if poll_interval > 0 else DEFAULT_POLL_INTERVAL
+    first = min(initial, cap) if initial > 0 else cap
+    return Backoff.of(first, cap, jitter=1.0, rng=rng)
 
 
 class WorkloadAPISource:
@@ -139,7 +125,7 @@ class WorkloadAPISource:
         self._clock = clock
         self._socket_path = os.path.abspath(config.socket_path)
         self._target = "unix://" + self._socket_path
-        self._backoff = Backoff(
+        self._backoff = reconnect_backoff(
             config.poll_interval, initial=initial_backoff, rng=rng or random.Random()
         )
         self._streaming = False
@@ -184,7 +170,7 @@ class WorkloadAPISource:
                     delay=round(delay, 3),
                     attempt=self._backoff.attempt,
                 )
-                await asyncio.sleep(delay)
+                await self._clock.sleep(delay)
         finally:
             self._set_streaming(sink, False)
 
