@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from spire_oidc.core.keys import JWTKey, b64url, jwk_members
+from spire_oidc.errors import ProviderError
 
 DEMO_ADDR = "127.0.0.1:8080"
 DEMO_TRUST_DOMAIN = "example.org"
@@ -87,7 +88,7 @@ def _kid(key: ec.EllipticCurvePublicKey) -> str:
 _ADDR_LINE = re.compile(r'(?m)^insecure_addr = "([^"\n]*)"$')
 
 
-class DemoError(Exception):
+class DemoError(ProviderError):
     """The demo directory cannot be used as asked (the message says why and how to reset)."""
 
 

@@ -13,8 +13,12 @@
     │   └── GoAddrError           config/gocompat.py: a listen address, as Go's net package
     ├── FlagError                 config/goflag.py: a command-line flag (Go's flag package text)
     ├── StartupError              the provider cannot start (bind failure, bad certificate, ...)
+    │   └── UnsafePathError       core/private_paths.py: a state or cache path another user could
+    │                             write (mode or owner), with the fix
     ├── SourceError               an upstream key source failed (one fetch; the last good keys stay)
-    │   └── KeyParseError         one key from upstream is malformed (it is skipped, never served)
+    │   ├── KeyParseError         one key from upstream is malformed (it is skipped, never served)
+    │   └── SvidError             sources/serving_svid.py: an X.509-SVID from the agent cannot be
+    │                             served (wrong ID, unparsable, key mismatch)
     ├── AcmeError                 acme/session.py: an ACME request or order failed (the CA's
     │                             problem document, transient or not, its Retry-After)
     ├── CacheError                acme/cache.py: the certificate cache cannot be read or written
@@ -23,8 +27,9 @@
     │                             (also a ValueError)
     ├── WorkerStopped             acme/worker.py: a request reached the stopped ACME worker
     │                             (also a RuntimeError)
-    └── TokenError                doctor/jws.py: a token given to ``doctor`` is not a compact JWS
-                                  (also a ValueError)
+    ├── TokenError                doctor/jws.py: a token given to ``doctor`` is not a compact JWS
+    │                             (also a ValueError)
+    └── DemoError                 demo.py: the demo directory cannot be used as asked
 
 Each class lives beside the code that raises it (the ones above without a module, here);
 ``tests/unit/test_errors.py`` checks that every exception class in the package is in this tree.
@@ -35,8 +40,9 @@ Foreign exceptions (``OSError``, ``grpc.RpcError``, ``ssl.SSLError``, ``requests
 the sources for gRPC, http/listeners.py and http/tls.py for ``OSError``/``ssl`` at start-up.
 
 Not in the tree, on purpose: exceptions private to one module that never leave it
-(``_IdnaError``, ``_Syntax``, ``RangeError``, ``NotClientHello``) and ``HelpRequested``, which is
-control flow (``-h``), not an error.
+(``_IdnaError``, ``_Syntax``, ``RangeError``, ``NotClientHello``, and the HCL layer's
+``HclSyntaxError``, ``JsonSyntaxError`` and ``_Eof``, which config/hcl.py turns into
+``ConfigError``) and ``HelpRequested``, which is control flow (``-h``), not an error.
 """
 
 from __future__ import annotations

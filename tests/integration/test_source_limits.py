@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from structlog.testing import capture_logs
 
 from spire_oidc.config.model import Config, ServerAPIConfig, WorkloadAPIConfig
-from spire_oidc.core.clock import FakeClock
+from spire_oidc.core.clock import SystemClock
 from spire_oidc.core.keys import b64url
 from spire_oidc.core.limits import LIMITS
 from spire_oidc.daemon import Provider
@@ -112,7 +112,7 @@ async def server(sock_dir: Path) -> AsyncIterator[FakeServerAPI]:
 
 def _server_source(server: FakeServerAPI) -> ServerAPISource:
     cfg = ServerAPIConfig(address=server.address, poll_interval=0.05)
-    return ServerAPISource(cfg, clock=FakeClock())
+    return ServerAPISource(cfg, clock=SystemClock())
 
 
 async def test_server_api_skips_hostile_rsa_keys(server: FakeServerAPI) -> None:
@@ -161,7 +161,7 @@ def _workload_source(agent: FakeWorkloadAPI) -> WorkloadAPISource:
     cfg = WorkloadAPIConfig(
         socket_path=os.fspath(agent.socket_path), trust_domain=TD, poll_interval=0.2
     )
-    return WorkloadAPISource(cfg, clock=FakeClock(), rng=random.Random(7))
+    return WorkloadAPISource(cfg, clock=SystemClock(), rng=random.Random(7))
 
 
 async def test_workload_api_over_limit_keeps_the_last_good_keys(agent: FakeWorkloadAPI) -> None:

@@ -17,7 +17,16 @@ SRC = REPO / "src" / "spire_oidc"
 
 # Private to one module and never raised out of it, or control flow rather than an error
 # (listed in the errors.py docstring as outside the tree).
-OUTSIDE_THE_TREE = {"_IdnaError", "_Syntax", "RangeError", "NotClientHello", "HelpRequested"}
+OUTSIDE_THE_TREE = {
+    "_IdnaError",
+    "_Syntax",
+    "RangeError",
+    "NotClientHello",
+    "HelpRequested",
+    "HclSyntaxError",
+    "JsonSyntaxError",
+    "_Eof",
+}
 
 
 def _exception_classes() -> list[tuple[str, str]]:

@@ -32,6 +32,7 @@ from spiffe.svid.x509_svid import X509Svid
 from spire_oidc._compat import workload_pb2, workload_pb2_grpc
 from spire_oidc.core.clock import Clock
 from spire_oidc.core.identity import IdentitySink, ServingIdentity
+from spire_oidc.errors import SourceError
 from spire_oidc.sources.agent_channel import AgentChannel
 from spire_oidc.sources.workload_api import (
     _PERMISSION_DENIED_HINT,
@@ -47,7 +48,7 @@ FetchX509SVID = grpc.aio.UnaryStreamMultiCallable[
 ]
 
 
-class SvidError(Exception):
+class SvidError(SourceError):
     """An SVID from the agent that cannot be served (the message says why)."""
 
 
