@@ -72,6 +72,7 @@ def _go_refusal(status: int, reason: str) -> Response:
     text = f"{status} {reason}"
     resp = Response(status=status, reason=reason, body=text.encode("ascii"))
     resp.headers["Content-Type"] = "text/plain; charset=utf-8"
+    resp.headers["Connection"] = "close"
     resp.force_close()
     return resp
 
