@@ -144,6 +144,7 @@ REQUESTS = [
     get("/keys", method="get"),
     b"GET /keys HTTP/1.0\r\nHost: localhost\r\n\r\n",
     b"GET /keys HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    b"GET /keys HTTP/1.1\r\nHost: a\r\nUser-Agent: x\r\nUser-Agent: y\r\n\r\n",
     b"GET /keys HTTP/1.1\r\n\r\n",
     b"GET /keys HTTP/1.1\r\nHost : localhost\r\n\r\n",
     b"GET /keys HTTP/1.1\r\nHost: localhost\r\n folded\r\n\r\n",

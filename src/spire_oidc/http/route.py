@@ -41,6 +41,11 @@ _FALLBACK_HEADERS = frozenset(
     }
 )
 _FALLBACK_PREFIXES = (b"if-", b"x-forwarded-")
+# aiohttp answers 400 when one of these appears twice (http_parser.SINGLETON_HEADERS; Host,
+# User-Agent and the fallback headers are checked on their own).
+_SINGLETONS = frozenset(
+    {b"content-location", b"content-range", b"content-type", b"etag", b"max-forwards", b"server"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +78,8 @@ def classify(head: bytes) -> Route | None:
         return None
     host: bytes | None = None
     close = False
-    user_agent = b""
+    user_agent: bytes | None = None
+    seen: set[bytes] = set()
     for header in lines:
         name, _, value = header.partition(b":")
         name = name.lower()
@@ -89,10 +95,17 @@ def classify(head: bytes) -> Route | None:
                 close = True
             elif token != b"keep-alive":
                 return None
-        elif name == b"user-agent" and not user_agent:  # the first, as aiohttp reads it
+        elif name == b"user-agent":
+            if user_agent is not None:
+                return None  # duplicate: aiohttp answers 400
             user_agent = value.strip(b" \t")
         elif name in _FALLBACK_HEADERS or name.startswith(_FALLBACK_PREFIXES):
             return None
+        elif name in _SINGLETONS:
+            if name in seen:
+                return None
+            seen.add(name)
     if host is None:
         return None  # HTTP/1.1 needs Host: aiohttp and the full handler answer
-    return Route(line.group(1) == b"HEAD", line.group(2), host, close, user_agent)
+    agent = user_agent or b""
+    return Route(line.group(1) == b"HEAD", line.group(2), host, close, agent)
