@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 
 import structlog
 from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
 
 from spire_oidc._compat import reopen_file_handler
 from spire_oidc.config.domains import DomainError
@@ -43,15 +42,16 @@ from spire_oidc.core.events import EventMetrics, NullMetrics
 from spire_oidc.core.state import ProcessState
 from spire_oidc.core.store import KeyStore
 from spire_oidc.errors import StartupError
+from spire_oidc.http.adapter import FastServer
 from spire_oidc.http.connlimit import ConnectionCap, raise_open_file_limit
-from spire_oidc.http.fastpath import FastServer
 from spire_oidc.http.health import HealthHandler
 from spire_oidc.http.listeners import bind_tcp, bind_unix, start_sites
 from spire_oidc.http.memory import HeapTrimmer
 from spire_oidc.http.metrics import CertificateFile
+from spire_oidc.http.server import build_main_server
+from spire_oidc.http.timeouts import Timeouts
 from spire_oidc.http.tls import CertFileReloader
 from spire_oidc.http.web import ProviderHandler, WebSettings
-from spire_oidc.logs import AccessLogger
 from spire_oidc.sources.base import Source
 
 if TYPE_CHECKING:
@@ -273,28 +273,18 @@ async def start(config: Config, *, clock: Clock | None = None) -> Provider:
         raise
 
     # 2. Serve.
-    access: dict[str, object] = {"access_log": None}
     if config.log_requests:
         log.info("request_logging_enabled")
-        access = {
-            "access_log_class": AccessLogger,
-            "access_log": logging.getLogger("spire_oidc.access"),
-        }
-    if prom is not None:
-        # Request metrics ride on aiohttp's access-logger hook (called after each response).
-        access = {
-            "access_log_class": prom.access_logger_class(
-                AccessLogger if config.log_requests else None
-            ),
-            "access_log": logging.getLogger("spire_oidc.access"),
-        }
-    main_server = main_http_server(handler, access, request_log=config.log_requests)
     raise_open_file_limit(config.max_connections)
-    cap = ConnectionCap(config.max_connections)
-    if isinstance(main_server, (FastServer, CappedServer)):
-        main_server.cap = cap
-    if prom is not None and isinstance(main_server, FastServer):
-        main_server.observer = prom.observe_request
+    main_server = build_main_server(
+        handler,
+        timeouts=Timeouts(
+            header=KEEPALIVE_TIMEOUT, idle=KEEPALIVE_TIMEOUT, handshake=KEEPALIVE_TIMEOUT
+        ),
+        cap=ConnectionCap(config.max_connections),
+        observer=prom,
+        log_requests=config.log_requests,
+    )
     main_runner = web.ServerRunner(main_server, shutdown_timeout=SHUTDOWN_GRACE)
     await main_runner.setup()
     if acme_service is not None:
@@ -383,28 +373,6 @@ async def start(config: Config, *, clock: Clock | None = None) -> Provider:
     if acme_service is not None:
         await acme_service.start()
     return provider
-
-
-def main_http_server(
-    handler: ProviderHandler, access: dict[str, object], *, request_log: bool
-) -> web.Server:
-    """The main listener's server: the fast path (fastpath.py), unless every request must be
-    logged through aiohttp's access-log hook (``log_requests``), then plain ``web.Server``.
-    Request metrics work on both: the fast path reports its answers through ``observer``."""
-    if not request_log:
-        return FastServer(handler, keepalive_timeout=KEEPALIVE_TIMEOUT, **access)
-    return CappedServer(handler, keepalive_timeout=KEEPALIVE_TIMEOUT, **access)  # type: ignore[arg-type]
-
-
-class CappedServer(web.Server):
-    """aiohttp's low-level server with the ``max_connections`` cap (the fast path has its own)."""
-
-    cap: ConnectionCap | None = None
-
-    def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
-        super().connection_made(handler, transport)
-        if self.cap is not None:
-            self.cap.admit(len(self.connections), transport)
 
 
 def _restore_state(config: Config, store: KeyStore, clock: Clock) -> float | None:

@@ -1,4 +1,5 @@
-"""The fast path (fastpath.py) answers exactly like the full aiohttp handler, on real sockets."""
+"""The fast path (adapter.py + route.py) answers exactly like the full aiohttp handler, on real
+sockets."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ from spire_oidc.core.clock import SystemClock
 from spire_oidc.core.keys import KeySet, key_from_jwk
 from spire_oidc.core.store import KeyStore
 from spire_oidc.daemon import KEEPALIVE_TIMEOUT, Provider, run_blocking
-from spire_oidc.http.fastpath import FastServer
+from spire_oidc.http.adapter import FastServer, FullServer
 from spire_oidc.http.listeners import start_sites
+from spire_oidc.http.server import build_main_server
+from spire_oidc.http.timeouts import Timeouts
 from spire_oidc.http.web import ProviderHandler, WebSettings
 from tests.integration.support import file_config, get, parse_response, tcp_target, wait_for
 from tests.keyfactory import bundle_bytes, ec_key, public_jwk, rsa_key
@@ -66,8 +69,18 @@ async def pair() -> AsyncIterator[Pair]:
     store = KeyStore(set_key_use=False, clock=SystemClock())
     store.publish(_keyset(public_jwk("kid-a", ec_key()), public_jwk("kid-b", rsa_key())))
     settings = WebSettings(domains=("localhost", "domain.test"), allow_insecure_scheme=True)
-    fast = FastServer(ProviderHandler(settings, store), keepalive_timeout=10, access_log=None)
-    full = web.Server(ProviderHandler(settings, store), keepalive_timeout=10, access_log=None)
+    fast = build_main_server(
+        ProviderHandler(settings, store),
+        timeouts=Timeouts(),
+        cap=None,
+        observer=None,
+        log_requests=False,
+    )
+    assert isinstance(fast, FastServer)
+    # The same aiohttp path without the fast path in front.
+    full = FullServer(
+        ProviderHandler(settings, store), timeouts=Timeouts(), cap=None, access_log=None
+    )
     fast_runner, fast_addr = await _serve(fast)
     full_runner, full_addr = await _serve(full)
     yield Pair(fast_addr, full_addr, fast, store)
@@ -131,6 +144,7 @@ REQUESTS = [
     get("/keys", method="get"),
     b"GET /keys HTTP/1.0\r\nHost: localhost\r\n\r\n",
     b"GET /keys HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    b"GET /keys HTTP/1.1\r\nHost: a\r\nUser-Agent: x\r\nUser-Agent: y\r\n\r\n",
     b"GET /keys HTTP/1.1\r\n\r\n",
     b"GET /keys HTTP/1.1\r\nHost : localhost\r\n\r\n",
     b"GET /keys HTTP/1.1\r\nHost: localhost\r\n folded\r\n\r\n",
@@ -376,9 +390,11 @@ def test_run_blocking_uses_uvloop(bundle: Path) -> None:
 
 
 def test_fast_path_imports_no_upstream_client() -> None:
-    """fastpath.py, like web.py, reads rendered bytes only: no gRPC, SPIFFE, ACME or sources."""
+    """The fast path's modules, like web.py, read rendered bytes only: no gRPC, SPIFFE, ACME or
+    sources."""
     from tests.unit.test_architecture import FORBIDDEN, _imports
 
-    for name in _imports("http/fastpath.py"):
-        assert not name.startswith(FORBIDDEN), name
-        assert not name.startswith("spire_oidc.sources"), name
+    for module in ("http/adapter.py", "http/route.py", "http/responses.py", "http/server.py"):
+        for name in _imports(module):
+            assert not name.startswith(FORBIDDEN), (module, name)
+            assert not name.startswith("spire_oidc.sources"), (module, name)

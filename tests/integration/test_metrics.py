@@ -82,7 +82,7 @@ async def test_scrape_counts_requests_keys_and_source(run_provider: Start, bundl
 
     m = await scrape(p)
     assert value(m, "spire_oidc_http_requests_total", route="keys", code="200") == 5
-    from spire_oidc.http.fastpath import FastServer
+    from spire_oidc.http.adapter import FastServer
 
     server = p.main_runner.server
     assert isinstance(server, FastServer) and server.fast_requests >= 3  # counted on the fast path

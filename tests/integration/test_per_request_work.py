@@ -23,7 +23,7 @@ from spire_oidc.config.model import Config, FileConfig
 from spire_oidc.core import documents, keys, store
 from spire_oidc.daemon import Provider
 from spire_oidc.http import web
-from spire_oidc.http.fastpath import FastServer
+from spire_oidc.http.adapter import FastServer
 from tests.integration.support import file_config, get, tcp_target, wait_for
 from tests.keyfactory import bundle_bytes, ec_key, public_jwk, rsa_key
 
@@ -33,9 +33,9 @@ Start = Callable[[Config], Awaitable[Provider]]
 N = 300
 D = "/.well-known/openid-configuration"
 SRC = str(Path(documents.__file__).parent)
-# Python-level calls into src/spire_oidc per fast-path request. Measured: 5 for /keys (get_buffer,
-# buffer_updated, _answer, ResponseCache.keys, KeyStore.current), 4 for discovery, plus one
-# response-cache rebuild per clock second. Raise it only with a reason in docs/performance.md.
+# Python-level calls into src/spire_oidc per fast-path request. Measured: 5 for /keys and for
+# discovery (get_buffer, buffer_updated, classify, ResponseTables.wire_keys or wire_discovery,
+# KeyStore.current), plus one wire-response rebuild per clock second. Raise it only with a reason in docs/performance.md.
 CALLS_PER_REQUEST_BUDGET = 5
 
 
@@ -133,7 +133,7 @@ async def test_fast_path_work_per_request_is_bounded(run_provider: Start, tmp_pa
     p = await _provider(run_provider, tmp_path)
     await _requests(p, [get(D)])
     server = _server(p)
-    handovers, answered, builds = server.handovers, server.fast_requests, server.responses.builds
+    handovers, answered, builds = server.handovers, server.fast_requests, server.tables.builds
     calls: Counter[str] = Counter()
 
     def profile(frame: FrameType, event: str, arg: object) -> None:
@@ -151,6 +151,6 @@ async def test_fast_path_work_per_request_is_bounded(run_provider: Start, tmp_pa
     assert server.handovers == handovers
     assert server.fast_requests - answered == N
     # Whole responses are assembled at most once per route per clock second.
-    assert server.responses.builds - builds <= 2 * (int(seconds) + 2)
+    assert server.tables.builds - builds <= 2 * (int(seconds) + 2)
     per_request = sum(calls.values()) / N
     assert per_request <= CALLS_PER_REQUEST_BUDGET, calls.most_common()

@@ -8,16 +8,11 @@ from __future__ import annotations
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 
-from aiohttp import web
 from multidict import CIMultiDict
 
+from spire_oidc.http.adapter import Response
 
-class Response(web.Response):
-    """An aiohttp response that never sends a ``Server`` header (SPIRE sends none)."""
-
-    async def _prepare_headers(self) -> None:
-        await super()._prepare_headers()
-        self._headers.popall("Server", None)
+__all__ = ["RangeError", "Response", "parse_http_date", "parse_single_range", "text_response"]
 
 
 def text_response(status: int, message: str, extra: CIMultiDict[str] | None = None) -> Response:

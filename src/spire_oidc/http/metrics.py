@@ -23,9 +23,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from aiohttp.abc import AbstractAccessLogger
-from aiohttp.web import BaseRequest, StreamResponse
-
 from spire_oidc import __version__
 from spire_oidc.core.clock import Clock
 from spire_oidc.core.store import KeyStore
@@ -33,8 +30,6 @@ from spire_oidc.http.health import freshness_threshold
 from spire_oidc.http.urls import request_route
 
 if TYPE_CHECKING:
-    import logging
-
     from prometheus_client.metrics_core import Metric
 
 PREFIX = "spire_oidc"
@@ -160,24 +155,6 @@ class ProviderMetrics:
         label = path if path in self._health_paths else ROUTE_OTHER
         key = (label, status)
         self._health_requests[key] = self._health_requests.get(key, 0) + 1
-
-    def access_logger_class(
-        self, delegate: type[AbstractAccessLogger] | None = None
-    ) -> type[AbstractAccessLogger]:
-        """An aiohttp access-logger class that feeds :meth:`observe_request` (then ``delegate``)."""
-        observe = self.observe_request
-
-        class MetricsAccessLogger(AbstractAccessLogger):
-            def __init__(self, logger: logging.Logger, log_format: str) -> None:
-                super().__init__(logger, log_format)
-                self.inner = delegate(logger, log_format) if delegate is not None else None
-
-            def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
-                observe(request.raw_path, response.status, time)
-                if self.inner is not None:
-                    self.inner.log(request, response, time)
-
-        return MetricsAccessLogger
 
     # -- EventMetrics -----------------------------------------------------------------------
     def certificate_loaded(self, domain: str, not_after: float, *, source: str) -> None:

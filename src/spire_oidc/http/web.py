@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import structlog
 from aiohttp import web
 from multidict import CIMultiDict
 
-from spire_oidc.config.domains import DomainAllowlist, DomainError, go_quote
+from spire_oidc.config.domains import DomainAllowlist
 from spire_oidc.core.documents import SPIRE_DISCOVERY, DiscoveryOptions, render_discovery
 from spire_oidc.core.store import KeyStore, RenderedKeys
+from spire_oidc.http.hosts import check_host
 from spire_oidc.http.httputil import (
     RangeError,
     Response,
@@ -27,21 +30,30 @@ from spire_oidc.http.httputil import (
     text_response,
 )
 from spire_oidc.http.proxies import ProxyTrust
-from spire_oidc.http.urls import UrlPlan, request_route, split_host_port
+from spire_oidc.http.responses import (
+    ACAO,
+    DISCOVERY_HEADERS,
+    NO_CACHE,
+    ResponseTable,
+    ResponseTables,
+    keys_headers,
+)
+from spire_oidc.http.urls import UrlPlan, request_route
+
+log = structlog.get_logger(__name__)
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 _FORWARDED_PROTO = re.compile(r"(?i)proto=(https|http)")
-_DISCOVERY_CACHE_SIZE = 256
-
-ACAO = ("Access-Control-Allow-Origin", "*")
-_NO_CACHE = (
-    ("Cache-Control", "no-cache, no-store, must-revalidate"),
-    ("Pragma", "no-cache"),
-    ("Expires", "0"),
+_NO_CACHE = NO_CACHE
+# Infisical's SPIRE guide has operators enter .../.well-known/openid_configuration (underscore)
+# as the discovery URL; Infisical then appends /.well-known/openid-configuration. SPIRE answers
+# 404, and so do we, but we say which URL to configure (at most every _TRAP_WARN_EVERY seconds).
+_INFISICAL_SUFFIXES = (
+    "/.well-known/openid_configuration",
+    "/.well-known/openid_configuration/.well-known/openid-configuration",
 )
-# The discovery document's headers, in the order they are sent (Content-Length and Date follow).
-DISCOVERY_HEADERS = (("Content-Type", "application/json"), ACAO)
+_TRAP_WARN_EVERY = 60.0
 
 
 @dataclass(frozen=True)
@@ -82,11 +94,10 @@ class ProviderHandler:
             self._plan.discovery_route: self.discovery,
             self._plan.keys_route: self.keys,
         }
-        # (scheme, host) -> rendered discovery body; bounded, only allowed hosts are cached.
-        self._discovery_cache: dict[tuple[str, str], bytes] = {}
-        if settings.discovery.depends_on_keys:
-            # The body lists the served keys' algorithms: render again after each key change.
-            store.add_listener(lambda _keys: self._discovery_cache.clear())
+        # Every 200 for the snapshot served now, shared with the fast path (responses.py).
+        self._tables = ResponseTables(store)
+        self._trap_warned = -_TRAP_WARN_EVERY
+        self._trap_unreported = 0
 
     @property
     def plan(self) -> UrlPlan:
@@ -96,9 +107,10 @@ class ProviderHandler:
     def store(self) -> KeyStore:
         return self._store
 
-    def cached_discovery(self, scheme: str, host: str) -> bytes | None:
-        """The discovery body already rendered for an allowed (scheme, host), else None."""
-        return self._discovery_cache.get((scheme, host))
+    @property
+    def tables(self) -> ResponseTables:
+        """The response table of the snapshot served now (read by the fast path too)."""
+        return self._tables
 
     def plain_scheme(self, transport: asyncio.BaseTransport | None) -> str:
         """The issuer scheme for a request that carries no forwarding header (§3.3 step 2)."""
@@ -120,6 +132,8 @@ class ProviderHandler:
             route = request_route(raw)
             handler = self._routes.get(route) if route is not None else None
             if handler is None:
+                if route is not None and route.endswith(_INFISICAL_SUFFIXES):
+                    self._warn_infisical(request, route)
                 return _not_found()
         return await handler(request)
 
@@ -128,33 +142,47 @@ class ProviderHandler:
         if request.method not in ("GET", "HEAD"):
             return _method_not_allowed()
         scheme, host = self._scheme_and_host(request)
-        key = (scheme, host)
-        body = self._discovery_cache.get(key)
+        table = self._tables.current()
+        body = table.discovery(scheme, host)
         if body is None:
-            try:
-                self._allow.check(split_host_port(host))
-            except DomainError as err:
-                return text_response(400, str(err), CIMultiDict([ACAO]))
-            if not _port_ok(host):
-                # SPIRE would put any "port" text into the issuer (e.g. "localhost:1/evil").
-                return text_response(
-                    400, f"invalid port in host {go_quote(host)}", CIMultiDict([ACAO])
-                )
+            refusal = check_host(host, self._allow)
+            if refusal is not None:
+                return text_response(400, refusal, CIMultiDict([ACAO]))
             options = self._settings.discovery
-            current = self._store.current
+            snapshot = table.snapshot  # render from the table's own snapshot, never another
             body = render_discovery(
                 self._plan.issuer(scheme, host),
                 self._plan.jwks_uri(scheme, host),
                 options,
-                current.keys if current is not None else None,
+                snapshot.keys if snapshot is not None else None,
             )
-            if current is None and options.depends_on_keys:
+            if snapshot is None and options.depends_on_keys:
                 # No keys yet: the body is a placeholder until the first key set arrives.
                 return Response(body=body, headers=CIMultiDict(DISCOVERY_HEADERS))
-            if len(self._discovery_cache) >= _DISCOVERY_CACHE_SIZE:
-                self._discovery_cache.pop(next(iter(self._discovery_cache)))
-            self._discovery_cache[key] = body
+            table.add_discovery(scheme, host, body)
         return Response(body=body, headers=CIMultiDict(DISCOVERY_HEADERS))
+
+    def _warn_infisical(self, request: web.BaseRequest, route: str) -> None:
+        """Name the discovery URL to configure for a request of Infisical's wrong one."""
+        now = time.monotonic()
+        self._trap_unreported += 1
+        if now - self._trap_warned < _TRAP_WARN_EVERY:
+            return
+        scheme, host = self._scheme_and_host(request)
+        if check_host(host, self._allow) is None:
+            configure = self._plan.issuer(scheme, host)
+        else:  # never echo a host we would not serve
+            configure = self._plan.issuer(scheme, "<your domain>")
+        log.warning(
+            "infisical_discovery_url_misconfigured",
+            path=route,
+            configure_discovery_url=configure,
+            requests=self._trap_unreported,
+            detail="the OIDC discovery URL is the issuer; Infisical appends "
+            "/.well-known/openid-configuration itself (the underscore path is a 404 in SPIRE too)",
+        )
+        self._trap_warned = now
+        self._trap_unreported = 0
 
     def _scheme_and_host(self, request: web.BaseRequest) -> tuple[str, str]:
         """SPIRE's gorilla ProxyHeaders + scheme rule (spire-behavior.md §3.3 steps 1-2).
@@ -193,44 +221,23 @@ class ProviderHandler:
     async def keys(self, request: web.BaseRequest) -> web.StreamResponse:
         if request.method not in ("GET", "HEAD"):
             return _method_not_allowed()
-        current = self._store.current
+        table = self._tables.current()
+        current = table.snapshot
         if current is None:
             return text_response(500, "document not available", CIMultiDict([ACAO]))
         if current.empty:
             return text_response(
                 501, "jwt not supported/enabled in this service", CIMultiDict([ACAO])
             )
-        return serve_keys(request, current)
+        return serve_keys(request, table)
 
 
-def _port_ok(hostport: str) -> bool:
-    """The port after an allowed host must be decimal digits (or empty, as SPIRE allows)."""
-    if hostport.startswith("["):
-        return True  # IPv6 literals never pass the domain check
-    _, sep, port = hostport.rpartition(":")
-    return not sep or port == "" or (port.isascii() and port.isdigit())
-
-
-def keys_headers(current: RenderedKeys) -> tuple[tuple[str, str], ...]:
-    """The ``/keys`` 200 headers in the order they are sent (Content-Length and Date follow)."""
-    return (
-        ("Accept-Ranges", "bytes"),
-        ACAO,
-        _NO_CACHE[0],
-        ("Content-Type", "application/json"),
-        ("ETag", current.etag),
-        _NO_CACHE[2],
-        ("Last-Modified", current.last_modified),
-        _NO_CACHE[1],
-    )
-
-
-def _keys_headers(current: RenderedKeys) -> CIMultiDict[str]:
-    return CIMultiDict(keys_headers(current))
-
-
-def serve_keys(request: web.BaseRequest, current: RenderedKeys) -> Response:
+def serve_keys(request: web.BaseRequest, table: ResponseTable) -> Response:
     """Go's ``http.ServeContent`` over the JWKS bytes, plus a strong ETag (RFC 9110 §13.2.2)."""
+    current = table.snapshot
+    if table.keys is None or current is None:  # callers answer 500/501 first
+        raise ValueError("serve_keys needs a non-empty key set")
+    keys_200, body = table.keys
     headers = request.headers
     mod_time = int(current.mod_time)
     # 1. If-Match, else If-Unmodified-Since
@@ -255,8 +262,7 @@ def serve_keys(request: web.BaseRequest, current: RenderedKeys) -> Response:
             t = parse_http_date(ims)
             if t is not None and mod_time <= t:
                 return _not_modified(current)
-    body = current.body
-    out = _keys_headers(current)
+    out = CIMultiDict(keys_200)
     rng = headers.get("Range")
     if rng is not None and _if_range_ok(headers.get("If-Range"), current):
         try:
@@ -299,6 +305,6 @@ def _not_modified(current: RenderedKeys) -> Response:
 
 
 def _precondition_failed(current: RenderedKeys) -> Response:
-    out = _keys_headers(current)
+    out: CIMultiDict[str] = CIMultiDict(keys_headers(current))
     del out["Accept-Ranges"]
     return Response(status=412, body=b"", headers=out)
