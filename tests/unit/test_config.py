@@ -164,7 +164,7 @@ def test_illegal_escape_is_a_syntax_error() -> None:
     [
         ('health_checks { bind_port = "8888" }', 8888),  # helm writes a string
         ("health_checks { bind_port = 8888 }", 8888),
-        ('health_checks { bind_port = "0x1F90" }', 8080),
+        ('health_checks { bind_port = "0x1F91" }', 8081),
         ('health_checks { bind_port = "0o17" }', 15),
         ('health_checks { bind_port = "017" }', 15),
         ('health_checks { bind_port = "1_000" }', 1000),

@@ -35,6 +35,7 @@ from spire_oidc.config.model import (
     DEFAULT_STATE_MAX_AGE,
     METRICS_PATH,
     AcmeConfig,
+    Config,
     DiscoveryDocumentConfig,
     HealthChecksConfig,
     ServingCertFileConfig,
@@ -352,3 +353,51 @@ class Checks:
                 root,
                 "listen_socket_path",
             )
+
+    def shared_ports(self, cfg: Config) -> None:
+        """Two of our listeners on one TCP port can never both bind: say so now, not at start.
+
+        Go's text for the second bind comes first (``listen tcp :8008: bind: address already
+        in use``), then which keys collide. Port 0 (any free port) never collides.
+        """
+        listeners: list[tuple[str, str, int, Section | None, str]] = []  # key, host, port, ...
+        if cfg.insecure_addr:
+            host, port = split_listen_addr(cfg.insecure_addr)
+            listeners.append(("insecure_addr", host, port, self.root, "insecure_addr"))
+        scf = cfg.serving_cert_file
+        if scf is not None:
+            block = self.root.block("serving_cert_file")
+            listeners.append(("serving_cert_file.addr", scf.host, scf.port, block, "addr"))
+        acme = cfg.acme
+        if acme is not None:
+            block = self.root.block("acme")
+            listeners.append(("acme.addr", acme.host, acme.port, block, "addr"))
+            if "http-01" in acme.challenges:
+                listeners.append(
+                    ("acme.http_addr", acme.http_host, acme.http_port, block, "http_addr")
+                )
+        hc = cfg.health_checks
+        if hc is not None:
+            block = self.root.block("health_checks")
+            listeners.append(
+                ("health_checks.bind_port", hc.bind_host, hc.bind_port, block, "bind_port")
+            )
+        for i, (key_b, host_b, port_b, section, name) in enumerate(listeners):
+            for key_a, host_a, port_a, _, _ in listeners[:i]:
+                if port_a == port_b != 0 and _overlap(host_a, host_b):
+                    shown = f"[{host_b}]" if ":" in host_b else host_b
+                    raise self.error(
+                        f"listen tcp {shown}:{port_b}: bind: address already in use ({key_a} "
+                        f"and {key_b} both listen on port {port_b})",
+                        section,
+                        name,
+                    )
+
+
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _overlap(a: str, b: str) -> bool:
+    """Whether binding hosts ``a`` and ``b`` (as configured; "" = every interface) can clash."""
+    a, b = a.strip("[]").lower(), b.strip("[]").lower()
+    return not a or not b or a == b or (a in _LOOPBACK and b in _LOOPBACK)

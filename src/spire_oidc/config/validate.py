@@ -185,7 +185,7 @@ class _Validator(Checks):
         self.main_listener()
         self._windows_only(workload)
         experimental = root.block("experimental")
-        return self.build(
+        cfg = self.build(
             Config,
             root,
             domains=domains,
@@ -206,6 +206,8 @@ class _Validator(Checks):
             path=self.path,
             warnings=tuple(self.warnings),
         )
+        self.shared_ports(cfg)
+        return cfg
 
     def _pipe(self, section: Section | None) -> PipeConfig | None:
         block = child(section, "experimental")
