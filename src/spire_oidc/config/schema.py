@@ -93,4 +93,4 @@ def hint_for(dotted: str) -> str:
     spec = _KEYS.get(dotted.lower())
     if spec is None or spec.kind is Kind.RAW:
         return ""
-    return spec.hint(dotted)
+    return spec.hint(dotted.lower())
