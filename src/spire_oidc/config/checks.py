@@ -171,12 +171,7 @@ class Checks:
                     block,
                     "claims_supported",
                 )
-        return DiscoveryDocumentConfig(
-            authorization_endpoint=endpoint,
-            omit_authorization_endpoint=omit,
-            signing_algs_from_keys=block.flag("signing_algs_from_keys"),
-            claims_supported=claims,
-        )
+        return self.build(DiscoveryDocumentConfig, block, claims_supported=claims)
 
     def max_connections(self) -> int:
         if not self.root.has("max_connections"):
@@ -257,7 +252,6 @@ class Checks:
             http_addr=http_addr,
             http_host=http_host,
             http_port=http_port,
-            ca_bundle_path=acme.text("ca_bundle_path"),
             eab_key_id=key_id,
             eab_hmac_key=hmac_key,
         )

@@ -11,17 +11,18 @@ from __future__ import annotations
 from spire_oidc.config.model import Config
 from spire_oidc.config.schema import fields_of
 
-__all__ = ["effective_config"]
+__all__ = ["effective_config", "effective_values"]
 
 REDACTED = "<redacted>"
 
 
 def effective_config(cfg: Config) -> dict[str, object]:
     """The effective configuration of ``cfg`` as JSON-ready values."""
-    return _block(cfg)
+    return effective_values(cfg)
 
 
-def _block(obj: object) -> dict[str, object]:
+def effective_values(obj: object) -> dict[str, object]:
+    """The keys of model instance ``obj`` as they take effect (see the module docstring)."""
     out: dict[str, object] = {}
     groups: dict[str, dict[str, object]] = {}  # dotted keys ("eab.key_id") -> their block
     for field_name, name, spec in fields_of(type(obj)):
@@ -30,10 +31,10 @@ def _block(obj: object) -> dict[str, object]:
         value = getattr(obj, field_name)
         if spec.alternatives:
             for alt, alt_cls in spec.alternatives:
-                out[alt] = _block(value) if isinstance(value, alt_cls) else None
+                out[alt] = effective_values(value) if isinstance(value, alt_cls) else None
             continue
         if spec.block is not None:
-            shown: object = None if value is None else _block(value)
+            shown: object = None if value is None else effective_values(value)
         elif spec.secret and value not in (None, ""):
             shown = REDACTED
         elif isinstance(value, tuple):

@@ -15,7 +15,7 @@ from spire_oidc.config.hcl import Field, Kind
 from spire_oidc.config.model import LEGACY_KEYS, Config, RegistrationAPIConfig
 from spire_oidc.config.spec import KeySpec, spec_of
 
-__all__ = ["REGISTRATION_API", "SCHEMA", "all_keys", "fields_of", "hint_for"]
+__all__ = ["REGISTRATION_API", "SCHEMA", "all_keys", "fields_of", "hint_for", "schema_for"]
 
 
 def fields_of(cls: type) -> Iterator[tuple[str, str, KeySpec]]:
@@ -26,16 +26,17 @@ def fields_of(cls: type) -> Iterator[tuple[str, str, KeySpec]]:
             yield f.name, spec.name or f.name, spec
 
 
-def _schema(cls: type) -> tuple[Field, ...]:
+def schema_for(cls: type) -> tuple[Field, ...]:
+    """The hcl decoder's fields for dataclass ``cls``: its keys in order, dotted ones nested."""
     out: list[Field] = []
     nested: dict[str, list[Field]] = {}  # dotted names ("eab.key_id") -> their block's fields
     for _, name, spec in fields_of(cls):
         if spec.alternatives:
             out.extend(
-                Field(alt, Kind.BLOCK, _schema(alt_cls)) for alt, alt_cls in spec.alternatives
+                Field(alt, Kind.BLOCK, schema_for(alt_cls)) for alt, alt_cls in spec.alternatives
             )
             continue
-        sub = _schema(spec.block) if spec.block is not None and spec.kind is Kind.BLOCK else ()
+        sub = schema_for(spec.block) if spec.block is not None and spec.kind is Kind.BLOCK else ()
         item = Field(name.rsplit(".", 1)[-1], spec.kind, sub)
         if "." in name:
             parent = name.split(".", 1)[0]
@@ -51,10 +52,10 @@ def _schema(cls: type) -> tuple[Field, ...]:
     )
 
 
-SCHEMA: tuple[Field, ...] = _schema(Config) + tuple(
+SCHEMA: tuple[Field, ...] = schema_for(Config) + tuple(
     Field(name, spec.kind) for name, spec in LEGACY_KEYS
 )
-REGISTRATION_API: tuple[Field, ...] = _schema(RegistrationAPIConfig)
+REGISTRATION_API: tuple[Field, ...] = schema_for(RegistrationAPIConfig)
 
 
 def _walk(cls: type, prefix: str) -> Iterator[tuple[str, KeySpec]]:

@@ -23,7 +23,6 @@ from spire_oidc.config.domains import DomainError, go_quote, to_domain_key, trus
 from spire_oidc.config.gocompat import GoURLError, parse_url
 from spire_oidc.config.hcl import Section, decode_block, decode_strings
 from spire_oidc.config.model import (
-    DEFAULT_ACME_CACHE_DIR,
     DEFAULT_ACME_DIRECTORY_URL,
     DEFAULT_HEALTH_PORT,
     DEFAULT_POLL_INTERVAL,
@@ -81,11 +80,11 @@ class _Validator(Checks):
                 )
             acme_cfg = self.acme_extensions(
                 acme,
-                AcmeConfig(
+                self.build(
+                    AcmeConfig,
+                    acme,
                     directory_url=acme.text("directory_url") or DEFAULT_ACME_DIRECTORY_URL,
                     email=self.require(acme, "email", "acme"),
-                    tos_accepted=True,
-                    cache_dir=acme.text("cache_dir", DEFAULT_ACME_CACHE_DIR),
                 ),
             )
         # 4. serving_cert_file
