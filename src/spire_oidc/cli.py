@@ -91,7 +91,8 @@ def cmd_validate(args: list[str], out: TextIO, err: TextIO) -> int:
     values = _parse_subcommand("validate", VALIDATE_FLAGS, args, err)
     if isinstance(values, int):
         return values
-    from spire_oidc.config.model import effective_config, load_config
+    from spire_oidc.config.effective import effective_config
+    from spire_oidc.config.load import load_config
 
     try:
         cfg = load_config(
@@ -179,7 +180,7 @@ def cmd_demo(args: list[str], out: TextIO, err: TextIO) -> int:
 
 def serve(config_path: str, *, expand: bool, err: TextIO) -> int:
     """Load, set up logging, run until a signal; errors print one line and exit 1."""
-    from spire_oidc.config.model import load_config
+    from spire_oidc.config.load import load_config
     from spire_oidc.logs import setup_logging
 
     try:

@@ -90,7 +90,7 @@ class ConfigError(ProviderError):
                 if self.column is not None:
                     pos += f":{self.column}"
             where.append(pos)
-        if self.key and self.key not in self.message:
+        if self.key:  # always: a key name inside the message may be another key's
             where.append(f"key {self.key}")
         if where:
             return f"{', '.join(where)}: {self.message}"

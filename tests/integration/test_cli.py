@@ -131,6 +131,35 @@ def test_validate(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("addr", "message"),
+    [
+        ("8080", "listen tcp: address 8080: missing port in address"),
+        (":99999", "listen tcp: address 99999: invalid port"),
+        ("localhost:abc", "listen tcp: lookup tcp/abc: unknown port"),
+    ],
+)
+def test_validate_rejects_what_start_up_would(tmp_path: Path, addr: str, message: str) -> None:
+    """validate fails on a listen address start-up would refuse, naming file, line and key."""
+    conf = _write_config(
+        tmp_path, f'domains = ["localhost"]\ninsecure_addr = "{addr}"\nfile {{ path = "x" }}\n'
+    )
+    r = run("validate", "-config", str(conf))
+    assert (r.returncode, r.stdout) == (1, "")
+    assert r.stderr == f"{conf}:2:17, key insecure_addr: {message}\n"
+
+
+def test_validate_says_what_a_key_expects(tmp_path: Path) -> None:
+    """A type error keeps SPIRE's text and says what the key takes, as the CLI prints it."""
+    conf = _write_config(tmp_path, 'domains = "localhost"\n')
+    r = run("validate", "-config", str(conf))
+    assert r.returncode == 1
+    assert r.stderr == (
+        f"{conf}:1:11, key domains: unable to decode configuration: At 1:11: unknown slice type: "
+        '*ast.LiteralType (expected a list of strings, e.g. domains = ["oidc.example.org"])\n'
+    )
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

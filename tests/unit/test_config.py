@@ -7,18 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from spire_oidc.config import model as config_module
 from spire_oidc.config.gocompat import (
     DurationError,
     GoAddrError,
     GoURLError,
     parse_duration,
+    parse_go_int,
     parse_url,
     resolve_tcp_addr,
 )
-from spire_oidc.config.hcl import parse_go_int
 from spire_oidc.config.model import (
-    JWT_ISSUER_WARNING,
     AcmeConfig,
     Config,
     FileConfig,
@@ -31,7 +29,13 @@ from spire_oidc.config.model import (
     load_config,
     parse_config,
 )
+from spire_oidc.config.schema import all_keys
+from spire_oidc.config.validate import JWT_ISSUER_WARNING, SPIRE_JWT_ISSUER_WARNING
 from spire_oidc.errors import ConfigError
+
+# What decode errors append after SPIRE's text, from the model's metadata.
+INT_HINT = " (expected a whole number, e.g. bind_port = 8008)"
+LIST_HINT = ' (expected a list of strings, e.g. domains = ["oidc.example.org"])'
 
 # A minimal valid config (insecure listener, file source) that tests extend.
 BASE = 'domains = ["a.test"]\ninsecure_addr = ":8080"\nfile { path = "/b.spiffe" }\n'
@@ -108,15 +112,14 @@ def test_json_empty_array_block_is_an_error() -> None:
     err = parse_error('{"domains": ["a.test"], "file": []}')
     assert str(err) == (
         "unable to decode configuration: root.file: not an object type for struct (*ast.ListType)"
+        " (expected a block, e.g. file { … })"
     )
 
 
 def test_heredoc_keeps_trailing_newline() -> None:
     """A heredoc value ends with a newline, as hcl decodes it."""
-    cfg = parse_config(
-        'domains = ["a.test"]\ninsecure_addr = <<EOT\n:8080\nEOT\nfile { path = "/x" }\n'
-    )
-    assert cfg.insecure_addr == ":8080\n"
+    cfg = parse_config('domains = ["a.test"]\nlog_path = <<EOT\n/l\nEOT\n' + BASE)
+    assert cfg.log_path == "/l\n"
 
 
 def test_comments_trailing_commas_and_two_items_per_line() -> None:
@@ -161,7 +164,7 @@ def test_illegal_escape_is_a_syntax_error() -> None:
     [
         ('health_checks { bind_port = "8888" }', 8888),  # helm writes a string
         ("health_checks { bind_port = 8888 }", 8888),
-        ('health_checks { bind_port = "0x1F90" }', 8080),
+        ('health_checks { bind_port = "0x1F91" }', 8081),
         ('health_checks { bind_port = "0o17" }', 15),
         ('health_checks { bind_port = "017" }', 15),
         ('health_checks { bind_port = "1_000" }', 1000),
@@ -193,7 +196,7 @@ def test_int_field_accepts_numbers_and_numeric_strings(text: str, port: int) -> 
 def test_int_field_rejects_non_numeric_strings(value: str, message: str) -> None:
     """A non-numeric string in an int field fails with Go's strconv text (no position)."""
     err = parse_error(BASE + f"health_checks {{ bind_port = {value} }}\n")
-    assert str(err) == "unable to decode configuration: " + message
+    assert str(err) == "unable to decode configuration: " + message + INT_HINT
     assert err.key == "health_checks.bind_port"
     assert (err.line, err.column) == (4, 29)
 
@@ -203,7 +206,7 @@ def test_int_field_rejects_floats_and_bools() -> None:
     err = parse_error(BASE + "health_checks { bind_port = 1.5 }\n")
     assert str(err) == (
         "unable to decode configuration: At 4:29: root.health_checks.bind_port: "
-        "unknown type *ast.LiteralType"
+        "unknown type *ast.LiteralType" + INT_HINT
     )
 
 
@@ -231,7 +234,7 @@ def test_string_field_takes_a_number_as_text() -> None:
 def test_bool_field_accepts_only_booleans(line: str, message: str) -> None:
     """Bool fields take only true/false; anything else is hcl's positioned type error."""
     err = parse_error(BASE + line + "\n")
-    assert str(err) == "unable to decode configuration: " + message
+    assert str(err) == "unable to decode configuration: " + message + " (expected true or false)"
     assert err.path == "t.conf"
 
 
@@ -240,7 +243,7 @@ def test_nested_bool_error_names_the_dotted_key() -> None:
     err = parse_error('domains = ["a.test"]\nacme {\n  tos_accepted = "true"\n}\n')
     assert str(err) == (
         "unable to decode configuration: At 3:18: root.acme.tos_accepted: "
-        "unknown type *ast.LiteralType"
+        "unknown type *ast.LiteralType (expected true or false)"
     )
     assert (err.key, err.line, err.column) == ("acme.tos_accepted", 3, 18)
 
@@ -248,8 +251,8 @@ def test_nested_bool_error_names_the_dotted_key() -> None:
 def test_list_field_rejects_a_scalar() -> None:
     """``domains = "d.test"`` is hcl's unknown-slice-type error."""
     err = parse_error('domains = "d.test"\n')
-    assert (
-        str(err) == "unable to decode configuration: At 1:11: unknown slice type: *ast.LiteralType"
+    assert str(err) == (
+        "unable to decode configuration: At 1:11: unknown slice type: *ast.LiteralType" + LIST_HINT
     )
     assert err.key == "domains"
 
@@ -261,7 +264,7 @@ def test_list_elements_must_be_strings_or_numbers() -> None:
     err = parse_error('domains = ["a.test", { a = 1 }]\n')
     assert str(err) == (
         "unable to decode configuration: At 1:22: root.domains[1]: unknown type for string "
-        "*ast.ObjectType"
+        "*ast.ObjectType" + LIST_HINT
     )
 
 
@@ -270,7 +273,7 @@ def test_block_field_rejects_a_scalar() -> None:
     err = parse_error('domains = ["a.test"]\ninsecure_addr = ":1"\nfile = "x"\n')
     assert str(err) == (
         "unable to decode configuration: At 3:8: root.file: not an object type for struct "
-        "(*ast.LiteralType)"
+        "(*ast.LiteralType) (expected a block, e.g. file { … })"
     )
     assert err.key == "file"
 
@@ -303,8 +306,10 @@ def test_hcl_v1_rejections_pyhcl_would_accept(text: str, fragment: str) -> None:
 
 @pytest.mark.parametrize("text", ["", "  \n\t\n", "# only a comment\n", "{}"])
 def test_empty_documents_have_no_domains(text: str) -> None:
-    """An empty document decodes to nothing, so the first rule fails."""
-    assert str(parse_error(text)) == "at least one domain must be configured"
+    """An empty document decodes to nothing: SPIRE's first rule fails, and we say it is empty."""
+    err = parse_error(text)
+    assert str(err) == ("at least one domain must be configured (the configuration file is empty)")
+    assert err.key == "domains"
 
 
 # --------------------------------------------------------------------------------------------
@@ -740,6 +745,7 @@ def test_url_rules(extra: str, message: str) -> None:
 def test_jwt_issuer_warning_only_without_jwks_uri() -> None:
     """SPIRE's jwt_issuer warning is a warning string, absent when jwks_uri is set."""
     assert parse('jwt_issuer = "https://i.test"\n').warnings == (JWT_ISSUER_WARNING,)
+    assert JWT_ISSUER_WARNING.startswith(SPIRE_JWT_ISSUER_WARNING + " ")
     cfg = parse('jwt_issuer = "https://i.test"\njwks_uri = "https://i.test/keys"\n')
     assert cfg.warnings == ()
 
@@ -804,9 +810,16 @@ def test_log_level_normalised(level: str, stored: str) -> None:
 def test_log_level_and_format_errors() -> None:
     """Invalid log_level / log_format fail with logrus's and SPIRE's texts, naming the key."""
     err = parse_error(BASE + 'log_level = "loud"\n')
-    assert (str(err), err.key) == ('not a valid logrus Level: "loud"', "log_level")
+    assert (str(err), err.key) == (
+        'not a valid logrus Level: "loud" '
+        "(one of: debug, info, warn, error, panic, fatal, trace, warning)",
+        "log_level",
+    )
     err = parse_error(BASE + 'log_format = "xml"\n')
-    assert (str(err), err.key) == ('unknown logger format: "xml"', "log_format")
+    assert (str(err), err.key) == (
+        'unknown logger format: "xml" (one of: text, json)',
+        "log_format",
+    )
     assert parse('log_format = "JSON"\n').log_format == "json"
     assert parse('log_format = "Text"\n').log_format == "text"
 
@@ -1082,15 +1095,19 @@ def test_effective_config_acme_block() -> None:
     }
 
 
-def test_effective_config_redacts_secret_fields(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A field listed in _SECRET_FIELDS renders as "<redacted>" (when it has a value)."""
-    monkeypatch.setattr(config_module, "_SECRET_FIELDS", frozenset({"acme.email", "jwks_uri"}))
+def test_effective_config_redacts_secret_fields() -> None:
+    """A key the model declares secret renders as "<redacted>" when set, and only such keys do."""
+    assert sorted(k for k, spec in all_keys().items() if spec.secret) == ["acme.eab.hmac_key"]
     cfg = parse_config(
-        'domains = ["a.test"]\nacme { tos_accepted = true email = "e" }\nfile { path = "/x" }\n'
+        'domains = ["a.test"]\nacme { tos_accepted = true email = "e"\n'
+        'eab { key_id = "k" hmac_key = "c2VjcmV0" } }\nfile { path = "/x" }\n'
     )
     out = effective_config(cfg)
-    assert out["acme"] is not None and out["acme"]["email"] == "<redacted>"  # type: ignore[index]
-    assert out["jwks_uri"] == ""
+    acme = out["acme"]
+    assert isinstance(acme, dict)
+    assert acme["eab"] == {"key_id": "k", "hmac_key": "<redacted>"}
+    assert acme["email"] == "e"
+    assert "c2VjcmV0" not in json.dumps(out)
 
 
 # --------------------------------------------------------------------------------------------

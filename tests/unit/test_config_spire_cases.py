@@ -16,7 +16,6 @@ import pytest
 
 from spire_oidc.config.model import (
     DEFAULT_ACME_DIRECTORY_URL,
-    JWT_ISSUER_WARNING,
     Config,
     FileConfig,
     ServerAPIConfig,
@@ -24,6 +23,7 @@ from spire_oidc.config.model import (
     load_config,
     parse_config,
 )
+from spire_oidc.config.validate import JWT_ISSUER_WARNING
 from spire_oidc.errors import ConfigError
 from tests.paths import SPEC_CONFIGS, spec_configs
 

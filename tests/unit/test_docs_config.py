@@ -11,14 +11,15 @@ one of the other sections.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from spire_oidc.config import model as config
-from spire_oidc.config.hcl import Field, Kind
+from spire_oidc.config.hcl import Kind
+from spire_oidc.config.model import LEGACY_KEYS
+from spire_oidc.config.schema import SCHEMA, all_keys
+from spire_oidc.config.spec import KeySpec, Origin
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 LEGACY_SECTION = "Legacy keys"
@@ -88,24 +89,16 @@ class DocumentedKey:
     line: int
 
 
-def _walk(fields: Iterable[Field], prefix: str = "") -> Iterator[tuple[str, Field]]:
-    for f in fields:
-        dotted = prefix + f.name
-        yield dotted, f
-        yield from _walk(f.block, dotted + ".")
-
-
-def schema_keys() -> dict[str, Field]:
-    """Every key ``_SCHEMA`` knows, dotted, with the sub-keys of the legacy (raw) blocks."""
-    keys = dict(_walk(config._SCHEMA))
-    # Legacy keys are decoded only when used; registration_api's own schema is separate.
+def schema_keys() -> dict[str, KeySpec]:
+    """Every key the config model declares, dotted, with the sub-keys of the legacy blocks."""
+    keys = all_keys()
+    # Legacy keys are decoded only when used; registration_api's own block is separate.
     assert keys["registration_api"].kind is Kind.RAW
-    keys.update(_walk(config._REGISTRATION_API, "registration_api."))
     return keys
 
 
 def legacy_keys() -> set[str]:
-    raw = {f.name for f in config._SCHEMA if f.kind is Kind.RAW}
+    raw = {name for name, _ in LEGACY_KEYS}
     return {k for k in schema_keys() if k.split(".")[0] in raw}
 
 
@@ -193,6 +186,31 @@ def test_from_column_marks_spire_and_our_keys(documented: list[DocumentedKey]) -
     for d in documented:
         expected = "SPIRE" if d.key in SPIRE_KEYS else "ours"
         assert d.origin == expected, f"{d.key} (line {d.line}): from is {d.origin!r}"
+
+
+def test_model_metadata_agrees_with_spire_key_list() -> None:
+    """Each key's declared origin is SPIRE exactly for SPIRE's keys, and each has a doc line."""
+    for name, spec in schema_keys().items():
+        expected = Origin.SPIRE if name in SPIRE_KEYS else Origin.OURS
+        assert spec.origin is expected, f"{name}: the model says {spec.origin.value}"
+        assert spec.doc or "." in name or spec.kind is Kind.BLOCK, f"{name} has no doc line"
+
+
+def test_decoder_schema_is_the_model() -> None:
+    """The decoder's schema lists exactly the model's keys (the top level, in Go order)."""
+    top = [k for k in schema_keys() if "." not in k]
+    assert [f.name for f in SCHEMA] == top
+    assert top[:9] == [
+        "log_format",
+        "log_level",
+        "log_path",
+        "log_requests",
+        "domains",
+        "set_key_use",
+        "allow_insecure_scheme",
+        "insecure_addr",
+        "listen_socket_path",
+    ]
 
 
 def test_the_parser_follows_the_table_convention() -> None:

@@ -8,6 +8,10 @@
 * ``net.ResolveTCPAddr("tcp", addr)`` for ``serving_cert_file.addr`` (:func:`resolve_tcp_addr`):
   Go's host:port splitting and errors, service names, IP literals, and a bounded name lookup.
 * ``os.Expand`` (:func:`go_expand`), under SPIRE's ``-expandEnv``.
+* ``strconv.ParseInt(s, 0, 0)`` (:func:`parse_go_int`), as hcl decodes int fields.
+
+The ``net`` address parsers (``net.Listen``, ``net.ResolveTCPAddr``) are in
+:mod:`spire_oidc.config.gonet` and re-exported here.
 
 One module for the Go compatibility shims the config layer needs.
 """
@@ -16,11 +20,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import socket
-import threading
 from collections.abc import Callable
 
 from spire_oidc.config.domains import go_quote
+from spire_oidc.config.gonet import GoAddrError, resolve_tcp_addr, split_listen_addr
 from spire_oidc.errors import ConfigValueError
 
 __all__ = [
@@ -29,8 +32,10 @@ __all__ = [
     "GoURLError",
     "go_expand",
     "parse_duration",
+    "parse_go_int",
     "parse_url",
     "resolve_tcp_addr",
+    "split_listen_addr",
 ]
 
 _NANOSECOND = 1
@@ -347,131 +352,74 @@ def _go_url_parse_no_fragment(raw: str) -> tuple[str, str]:
     return scheme, host
 
 
-# ---------------------------------------------------------------------------------------------
-# net.ResolveTCPAddr("tcp", addr), for serving_cert_file.addr.
+# strconv.ParseInt(s, 0, 0), for int fields (health_checks.bind_port, max_connections).
 
-_RESOLVE_TIMEOUT = 2.0
-# Go's built-in fallback when /etc/services lacks a name (net/lookup.go).
-_GO_SERVICES = {
-    "ftp": 21,
-    "ftps": 990,
-    "gopher": 70,
-    "http": 80,
-    "https": 443,
-    "imap2": 143,
-    "imap3": 220,
-    "imaps": 993,
-    "pop3": 110,
-    "pop3s": 995,
-    "smtp": 25,
-    "submissions": 465,
-    "ssh": 22,
-    "telnet": 23,
-}
+_INT64_MAX = (1 << 63) - 1
 
 
-class GoAddrError(ConfigValueError):
-    """A Go ``net`` resolution error; ``str()`` is Go's text."""
+def _underscore_ok(s: str) -> bool:
+    saw = "^"
+    i = 0
+    if s[:1] in ("+", "-"):
+        s = s[1:]
+    hexa = False
+    if len(s) >= 2 and s[0] == "0" and s[1].lower() in "box":
+        i = 2
+        saw = "0"
+        hexa = s[1].lower() == "x"
+    while i < len(s):
+        c = s[i]
+        if "0" <= c <= "9" or (hexa and "a" <= c.lower() <= "f"):
+            saw = "0"
+        elif c == "_":
+            if saw != "0":
+                return False
+            saw = "_"
+        else:
+            if saw == "_":
+                return False
+            saw = "!"
+        i += 1
+    return saw != "_"
 
 
-def _split_host_port(hostport: str) -> tuple[str, str]:
-    def fail(why: str) -> GoAddrError:
-        return GoAddrError(f"address {hostport}: {why}")
-
-    i = hostport.rfind(":")
-    if i < 0:
-        raise fail("missing port in address")
-    j = k = 0
-    if hostport.startswith("["):
-        end = hostport.find("]")
-        if end < 0:
-            raise fail("missing ']' in address")
-        if end + 1 == len(hostport):
-            raise fail("missing port in address")
-        if end + 1 != i:
-            if hostport[end + 1] == ":":
-                raise fail("too many colons in address")
-            raise fail("missing port in address")
-        host = hostport[1:end]
-        j, k = 1, end + 1
-    else:
-        host = hostport[:i]
-        if ":" in host:
-            raise fail("too many colons in address")
-    if "[" in hostport[j:]:
-        raise fail("unexpected '[' in address")
-    if "]" in hostport[k:]:
-        raise fail("unexpected ']' in address")
-    return host, hostport[i + 1 :]
-
-
-def _lookup_port(service: str) -> int:
-    """Go's ``LookupPort("tcp", service)``: numbers (clamped like Go) or service names."""
-    port: int | None = None
-    if service == "":
-        port = 0
-    else:
-        sign, digits = 1, service
-        if digits[0] in "+-":
-            sign, digits = (-1 if digits[0] == "-" else 1), digits[1:]
-        if all("0" <= c <= "9" for c in digits):
-            port = sign * min(int(digits or "0"), 1 << 30)
-    if port is None:
-        name = service.lower()
-        try:
-            port = socket.getservbyname(name, "tcp")
-        except (OSError, ValueError, UnicodeError):
-            port = _GO_SERVICES.get(name)
-        if port is None:
-            raise GoAddrError(f"lookup tcp/{service}: unknown port")
-    if not 0 <= port <= 65535:
-        raise GoAddrError(f"address {service}: invalid port")
-    return port
-
-
-def _parse_ip(host: str) -> str | None:
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return str(ip.ipv4_mapped)
-    return str(ip)
-
-
-def _lookup_host(host: str) -> str:
-    """Resolve a host name (IPv4 first, like Go for "tcp"), giving up after a couple of seconds."""
-    not_found = GoAddrError(f"lookup {host}: no such host")
-    # Go treats anything that is not a canonical IP literal as a name; glibc would still read
-    # "127.1" or "127.0.0.1.1" as numbers or send them to DNS. Go's answer is "no such host".
-    if re.fullmatch(r"[0-9.]+|0[xX][0-9a-fA-F.]*", host):
-        raise not_found
-    result: list[str] = []
-
-    def resolve() -> None:
-        try:
-            infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-        except (OSError, UnicodeError, ValueError):
-            return
-        v4 = [str(i[4][0]) for i in infos if i[0] == socket.AF_INET]
-        v6 = [str(i[4][0]) for i in infos if i[0] == socket.AF_INET6]
-        result.extend(v4 + v6)
-
-    worker = threading.Thread(target=resolve, name="config-resolve", daemon=True)
-    worker.start()
-    worker.join(_RESOLVE_TIMEOUT)
-    if not result:
-        raise not_found
-    return result[0]
-
-
-def resolve_tcp_addr(addr: str) -> tuple[str, int]:
-    """(ip, port) like Go's ``net.ResolveTCPAddr("tcp", addr)``; "" ip = all interfaces."""
-    host, service = _split_host_port(addr)
-    port = _lookup_port(service)
-    if host == "":
-        return "", port
-    ip = _parse_ip(host)
-    if ip is not None:
-        return ip, port
-    return _lookup_host(host), port
+def parse_go_int(s: str) -> int:
+    """``strconv.ParseInt(s, 0, 0)`` on a 64-bit platform; ValueError carries Go's text."""
+    syntax = ValueError(f"strconv.ParseInt: parsing {go_quote(s)}: invalid syntax")
+    out_of_range = ValueError(f"strconv.ParseInt: parsing {go_quote(s)}: value out of range")
+    if not s:
+        raise syntax
+    body = s
+    neg = False
+    if body[0] in "+-":
+        neg = body[0] == "-"
+        body = body[1:]
+    if not body:
+        raise syntax
+    base, digits = 10, body
+    if body[0] == "0":
+        prefix = body[1:2].lower()
+        if len(body) >= 3 and prefix in ("b", "o", "x"):
+            base, digits = {"b": 2, "o": 8, "x": 16}[prefix], body[2:]
+        else:
+            base, digits = 8, body[1:]
+    value = 0
+    underscores = False
+    for c in digits:
+        if c == "_":
+            underscores = True
+            continue
+        if "0" <= c <= "9":
+            d = ord(c) - 48
+        elif "a" <= c.lower() <= "z" and c.isascii():
+            d = ord(c.lower()) - 87
+        else:
+            raise syntax
+        if d >= base:
+            raise syntax
+        value = value * base + d
+    if underscores and not _underscore_ok(body):
+        raise syntax
+    if (not neg and value > _INT64_MAX) or (neg and value > _INT64_MAX + 1):
+        raise out_of_range
+    return -value if neg else value

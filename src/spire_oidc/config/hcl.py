@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from spire_oidc.config.domains import go_quote
+from spire_oidc.config.gocompat import parse_go_int
 from spire_oidc.config.hcl_ast import Item, Lit, Lst, Node, Obj, Pos
 from spire_oidc.config.hcl_parser import HclSyntaxError, JsonSyntaxError, parse_hcl, parse_json
 from spire_oidc.config.hcl_schema import Field, Kind, Section, as_type
@@ -114,76 +115,6 @@ def parse_document(text: str, path: str | None = None) -> tuple[Obj, bool]:
 
 # --------------------------------------------------------------------------------------------
 # Go's strconv.ParseInt(s, 0, 64).
-
-_INT64_MAX = (1 << 63) - 1
-
-
-def _underscore_ok(s: str) -> bool:
-    saw = "^"
-    i = 0
-    if s[:1] in ("+", "-"):
-        s = s[1:]
-    hexa = False
-    if len(s) >= 2 and s[0] == "0" and s[1].lower() in "box":
-        i = 2
-        saw = "0"
-        hexa = s[1].lower() == "x"
-    while i < len(s):
-        c = s[i]
-        if "0" <= c <= "9" or (hexa and "a" <= c.lower() <= "f"):
-            saw = "0"
-        elif c == "_":
-            if saw != "0":
-                return False
-            saw = "_"
-        else:
-            if saw == "_":
-                return False
-            saw = "!"
-        i += 1
-    return saw != "_"
-
-
-def parse_go_int(s: str) -> int:
-    """``strconv.ParseInt(s, 0, 0)`` on a 64-bit platform; ValueError carries Go's text."""
-    syntax = ValueError(f"strconv.ParseInt: parsing {go_quote(s)}: invalid syntax")
-    out_of_range = ValueError(f"strconv.ParseInt: parsing {go_quote(s)}: value out of range")
-    if not s:
-        raise syntax
-    body = s
-    neg = False
-    if body[0] in "+-":
-        neg = body[0] == "-"
-        body = body[1:]
-    if not body:
-        raise syntax
-    base, digits = 10, body
-    if body[0] == "0":
-        prefix = body[1:2].lower()
-        if len(body) >= 3 and prefix in ("b", "o", "x"):
-            base, digits = {"b": 2, "o": 8, "x": 16}[prefix], body[2:]
-        else:
-            base, digits = 8, body[1:]
-    value = 0
-    underscores = False
-    for c in digits:
-        if c == "_":
-            underscores = True
-            continue
-        if "0" <= c <= "9":
-            d = ord(c) - 48
-        elif "a" <= c.lower() <= "z" and c.isascii():
-            d = ord(c.lower()) - 87
-        else:
-            raise syntax
-        if d >= base:
-            raise syntax
-        value = value * base + d
-    if underscores and not _underscore_ok(body):
-        raise syntax
-    if (not neg and value > _INT64_MAX) or (neg and value > _INT64_MAX + 1):
-        raise out_of_range
-    return -value if neg else value
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import stat
 
 from aiohttp import web
 
+from spire_oidc.config.gonet import GoAddrError, split_listen_addr
 from spire_oidc.errors import StartupError
 
 # The accept queue of every listener. aiohttp's SockSite calls listen() again with its own default
@@ -25,24 +26,15 @@ BACKLOG = 1024
 
 
 def parse_tcp_addr(addr: str) -> tuple[str | None, int]:
-    """Split a Go ``net.Listen("tcp", addr)`` address; an empty host means every interface."""
-    i = addr.rfind(":")
-    if i < 0:
-        raise StartupError(f"listen tcp: address {addr}: missing port in address")
-    host, port_s = addr[:i], addr[i + 1 :]
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise StartupError(f"listen tcp: address {addr}: too many colons in address")
-    if port_s.isdigit():
-        port = int(port_s)
-    else:
-        try:
-            port = socket.getservbyname(port_s, "tcp") if port_s else 0
-        except OSError as exc:
-            raise StartupError(f"listen tcp: lookup tcp/{port_s}: unknown port") from exc
-    if port > 65535:
-        raise StartupError(f"listen tcp: address {addr}: invalid port")
+    """Split a Go ``net.Listen("tcp", addr)`` address; an empty host means every interface.
+
+    Go's parsing and texts come from one place, :func:`spire_oidc.config.gonet.split_listen_addr`,
+    which the config checks use too (so ``validate`` refuses what this would refuse).
+    """
+    try:
+        host, port = split_listen_addr(addr)
+    except GoAddrError as exc:
+        raise StartupError(f"listen tcp: {exc}") from exc
     return (host or None), port
 
 
