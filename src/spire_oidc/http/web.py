@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from aiohttp import web
 from multidict import CIMultiDict
 
-from spire_oidc.config.domains import DomainAllowlist, DomainError, go_quote
+from spire_oidc.config.domains import DomainAllowlist
 from spire_oidc.core.documents import SPIRE_DISCOVERY, DiscoveryOptions, render_discovery
 from spire_oidc.core.store import KeyStore, RenderedKeys
+from spire_oidc.http.hosts import check_host
 from spire_oidc.http.httputil import (
     RangeError,
     Response,
@@ -27,7 +28,7 @@ from spire_oidc.http.httputil import (
     text_response,
 )
 from spire_oidc.http.proxies import ProxyTrust
-from spire_oidc.http.urls import UrlPlan, request_route, split_host_port
+from spire_oidc.http.urls import UrlPlan, request_route
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
@@ -131,15 +132,9 @@ class ProviderHandler:
         key = (scheme, host)
         body = self._discovery_cache.get(key)
         if body is None:
-            try:
-                self._allow.check(split_host_port(host))
-            except DomainError as err:
-                return text_response(400, str(err), CIMultiDict([ACAO]))
-            if not _port_ok(host):
-                # SPIRE would put any "port" text into the issuer (e.g. "localhost:1/evil").
-                return text_response(
-                    400, f"invalid port in host {go_quote(host)}", CIMultiDict([ACAO])
-                )
+            refusal = check_host(host, self._allow)
+            if refusal is not None:
+                return text_response(400, refusal, CIMultiDict([ACAO]))
             options = self._settings.discovery
             current = self._store.current
             body = render_discovery(
@@ -201,14 +196,6 @@ class ProviderHandler:
                 501, "jwt not supported/enabled in this service", CIMultiDict([ACAO])
             )
         return serve_keys(request, current)
-
-
-def _port_ok(hostport: str) -> bool:
-    """The port after an allowed host must be decimal digits (or empty, as SPIRE allows)."""
-    if hostport.startswith("["):
-        return True  # IPv6 literals never pass the domain check
-    _, sep, port = hostport.rpartition(":")
-    return not sep or port == "" or (port.isascii() and port.isdigit())
 
 
 def keys_headers(current: RenderedKeys) -> tuple[tuple[str, str], ...]:
