@@ -104,3 +104,9 @@ def test_configured_long_name_still_allowed() -> None:
     assert check_host(name + "a" * 7, allow) == (
         f"host too long ({len(name) + 7} characters, at most {len(name) + 6})"
     )
+
+
+@pytest.mark.parametrize("host", ["", ":", ":443"])
+def test_empty_name_refused_even_when_listed(host: str) -> None:
+    """An empty name never names the issuer, even with "" in domains (no URL has an empty host)."""
+    assert check_host(host, DomainAllowlist(["", "localhost"])) == 'domain "" is not allowed'

@@ -11,7 +11,8 @@ issuer's host. Here the request host must be exactly an allowed name, optionally
   (SPIRE refuses it with ``disallowed rune U+003A``, and so do we);
 - the port, when present, is 1-5 ASCII digits with a value in 1-65535; an empty port after the
   colon stays accepted, as SPIRE accepts it (``Host: localhost:`` gives ``https://localhost:``);
-- a host longer than a DNS name plus a port is refused before any IDNA work (issue 12.5).
+- a host longer than a DNS name plus a port is refused before any IDNA work (issue 12.5);
+- an empty name is refused even when ``""`` is listed (SPIRE would advertise ``https://``).
 
 Refusal texts are SPIRE's wherever SPIRE refuses; the texts for what SPIRE accepts and we do not
 are ours.
@@ -41,6 +42,9 @@ def check_host(host: str, allow: DomainAllowlist) -> str | None:
     if len(host) > limit:
         return f"host too long ({len(host)} characters, at most {limit})"
     name = split_host_port(host)
+    if name == "":
+        # SPIRE serves "https://" or "https://:80" when "" is listed; no URL parser reads a host.
+        return 'domain "" is not allowed'
     try:
         allow.check(name)
     except DomainError as err:
