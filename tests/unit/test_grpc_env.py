@@ -29,9 +29,10 @@ print(json.dumps(seen))
 
 def _probe(module: str, env: dict[str, str]) -> dict[str, str | None]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("GRPC_")}
+    path = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     out = subprocess.run(
         [sys.executable, "-c", _PROBE, module],
-        env={**base, "PYTHONPATH": f"{REPO / 'src'}:{REPO}", **env},
+        env={**base, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO), *path]), **env},
         capture_output=True,
         text=True,
         timeout=60,
