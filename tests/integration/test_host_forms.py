@@ -74,3 +74,15 @@ async def test_listed_host_with_port_still_served(run_provider: Start, bundle: P
         data = await _twice(tcp_target(p), get(DISCOVERY, host=host))
         assert data.count(b"HTTP/1.1 200 ") == 2
         assert b'"issuer": "' + issuer + b'"' in data
+
+
+async def test_bracketed_forwarded_host_from_a_trusted_proxy_is_refused(
+    run_provider: Start, bundle: Path
+) -> None:
+    """With trusted_proxies listing the peer, a bracketed X-Forwarded-Host is still a 400."""
+    p = await run_provider(file_config(bundle, trusted_proxies=("127.0.0.0/8",)))
+    extra = "X-Forwarded-Host: [localhost]:@evil.com\r\n"
+    data = await _twice(tcp_target(p), get(DISCOVERY, extra=extra))
+    assert data.count(b"HTTP/1.1 400 ") == 2, data[:300]
+    ok = await _twice(tcp_target(p), get(DISCOVERY, extra="X-Forwarded-Host: domain.test:8443\r\n"))
+    assert b'"issuer": "https://domain.test:8443"' in ok  # the proxy is trusted: it is honoured
