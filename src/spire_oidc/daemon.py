@@ -86,8 +86,6 @@ def discovery_options(config: Config) -> DiscoveryOptions:
 
 def make_source(cfg: SourceConfig, clock: Clock) -> Source:
     """Build the configured source; gRPC and SPIFFE are imported only when selected."""
-    # gRPC's C core otherwise prints its own info lines (e.g. on GOAWAY) to stderr.
-    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     if isinstance(cfg, FileConfig):
         from spire_oidc.sources.file import FileSource
 

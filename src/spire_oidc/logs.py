@@ -3,6 +3,13 @@
 ``log_format``: ``text`` (the default) or ``json``; ``log_level``: logrus level names;
 ``log_path``: a file opened in append mode with mode 0640 (reopened automatically when logrotate
 moves it). Event names are stable snake_case; key material is never logged (kids only).
+
+Every string in a log line (event, field names and values, inside lists and mappings too) has its
+control and line-separator characters escaped (:func:`escape_controls`), in both formats, so a
+client-chosen header value or TLS server name cannot forge a line or drive a terminal.
+Records from other libraries' stdlib loggers (``grpc``, ``acme``, ``urllib3``, ``aiohttp``,
+Python warnings) are rendered by the same formatter; gRPC's C core, which writes to stderr on its
+own, is kept quiet by :func:`grpc_env_defaults` (set before gRPC is first imported).
 """
 
 from __future__ import annotations
@@ -10,7 +17,9 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import os
+import re
 import sys
+from collections.abc import MutableMapping
 from typing import TextIO
 
 import structlog
@@ -54,6 +63,107 @@ class _QuietClientErrors(logging.Filter):
         return True
 
 
+# C0 and C1 controls and DEL (category Cc), U+2028/U+2029 (Zl/Zp), the bidi embedding, override
+# and isolate controls (which reorder what a terminal shows), lone surrogates (undecodable bytes).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_CONTROL_KEEP_NEWLINE = re.compile(
+    "[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+# Multi-line by design (tracebacks): line feeds are kept, every other control is escaped.
+_MULTILINE_FIELDS = frozenset({"exception", "stack"})
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    cp = ord(match.group())
+    if cp == 0x0A:
+        return "\\n"
+    if cp == 0x0D:
+        return "\\r"
+    if cp == 0x09:
+        return "\\t"
+    return f"\\x{cp:02x}" if cp < 0x100 else f"\\u{cp:04x}"
+
+
+def escape_controls(text: str, *, keep_newlines: bool = False) -> str:
+    """``text`` with every control and line-separator character written as an escape."""
+    pattern = _CONTROL_KEEP_NEWLINE if keep_newlines else _CONTROL
+    return pattern.sub(_escape_char, text) if pattern.search(text) else text
+
+
+def _escape_value(value: object) -> object:
+    if isinstance(value, str):
+        return escape_controls(value)
+    if isinstance(value, (bytes, bytearray)):
+        return escape_controls(value.decode("latin-1"))
+    if isinstance(value, BaseException):
+        return escape_controls(str(value))
+    if isinstance(value, tuple):
+        return tuple(_escape_value(v) for v in value)
+    if isinstance(value, (list, set, frozenset)):
+        return [_escape_value(v) for v in value]
+    if isinstance(value, MutableMapping):
+        return {_escape_value(k): _escape_value(v) for k, v in value.items()}
+    return value
+
+
+class EscapeFields:
+    """Processor: escape controls in every key and value (the last step before rendering).
+
+    Tracebacks (``exception``, ``stack``) keep their line feeds; with ``indent`` (the text format)
+    each of their lines is indented, so no text inside them can start a line of its own.
+    """
+
+    def __init__(self, *, indent: bool) -> None:
+        self._indent = indent
+
+    def __call__(
+        self, _: object, __: str, event_dict: structlog.typing.EventDict
+    ) -> structlog.typing.EventDict:
+        out: structlog.typing.EventDict = {}
+        for key, value in event_dict.items():
+            if key in _MULTILINE_FIELDS and isinstance(value, str):
+                text = escape_controls(value, keep_newlines=True)
+                out[key] = "  " + text.replace("\n", "\n  ") if self._indent else text
+            else:
+                out[escape_controls(key)] = _escape_value(value)
+        return out
+
+
+# gRPC's C core writes its own lines (``I1203 ... chttp2_transport.cc:1403] ... Got goaway``)
+# straight to stderr. It reads these variables once, when gRPC is first imported.
+_GRPC_ENV = ("GRPC_VERBOSITY", "GRPC_TRACE")
+_grpc_env_set: dict[str, str] = {}  # what we set (and may still change); the user's is kept
+
+
+def grpc_env_defaults(fmt: str = "") -> None:
+    """Default GRPC_VERBOSITY and GRPC_TRACE (empty) unless the user set them explicitly.
+
+    ``json``: ``NONE`` (a JSON log stream must stay parseable; gRPC failures still reach the log
+    as the sources' own events with the call's status). Otherwise ``ERROR``. Call before ``grpc``
+    is imported: ``spire_oidc.sources`` calls it on import, ``setup_logging`` with the format.
+    """
+    wanted = {"GRPC_VERBOSITY": "NONE" if fmt.lower() == "json" else "ERROR", "GRPC_TRACE": ""}
+    for key in _GRPC_ENV:
+        current = os.environ.get(key)
+        if current is None or _grpc_env_set.get(key) == current:
+            os.environ[key] = wanted[key]
+            _grpc_env_set[key] = wanted[key]
+
+
+# Libraries whose stdlib records must reach our handler (and no handler of their own).
+_LIBRARY_LOGGERS = ("grpc", "acme", "josepy", "urllib3", "aiohttp", "asyncio", "py.warnings")
+
+
+def _route_library_loggers() -> None:
+    for name in _LIBRARY_LOGGERS:
+        lib = logging.getLogger(name)
+        for old in list(lib.handlers):
+            if not isinstance(old, logging.NullHandler):
+                lib.removeHandler(old)
+        lib.propagate = True
+    logging.captureWarnings(True)
+
+
 def _add_extras(
     _: object, __: str, event_dict: structlog.typing.EventDict
 ) -> structlog.typing.EventDict:
@@ -69,6 +179,7 @@ def setup_logging(
     *, level: str = "info", fmt: str = "", path: str = "", stream: TextIO | None = None
 ) -> None:
     """Configure structlog and the stdlib root logger once, for the whole process."""
+    grpc_env_defaults(fmt)
     lvl = level_number(level)
     renderer: structlog.typing.Processor
     if fmt.lower() == "json":
@@ -93,9 +204,8 @@ def setup_logging(
             foreign_pre_chain=[*shared, _add_extras],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.format_exc_info
-                if fmt.lower() == "json"
-                else structlog.processors.ExceptionPrettyPrinter(),
+                structlog.processors.format_exc_info,
+                EscapeFields(indent=fmt.lower() != "json"),
                 renderer,
             ],
         )
@@ -106,6 +216,7 @@ def setup_logging(
         old.close()
     root.addHandler(handler)
     root.setLevel(lvl)
+    _route_library_loggers()
     server_log = logging.getLogger("aiohttp.server")
     for flt in list(server_log.filters):
         server_log.removeFilter(flt)

@@ -15,6 +15,7 @@ from spire_oidc.core.state import ProcessState
 from spire_oidc.core.store import KeyStore
 from spire_oidc.daemon import Provider
 from spire_oidc.http.health import HealthHandler, freshness_threshold
+from spire_oidc.http.public_errors import public_error
 from tests.integration.support import file_config, get, raw_http, wait_for
 from tests.keyfactory import bundle_bytes, ec_key, public_jwk
 
@@ -83,7 +84,8 @@ async def test_health_listener(run_provider: Start, tmp_path: Path) -> None:
     assert r.status == 200
     r = await raw_http(target, get("/ready?verbose=1"))
     facts = json.loads(r.body)
-    assert facts["ready"] is True and facts["kids"] == ["k"] and facts["source"] == "file"
+    assert facts["ready"] is True and facts["key_count"] == 1 and facts["source"] == "file"
+    assert "kids" not in facts
     assert (await raw_http(target, get("/nope"))).status == 404
     r = await raw_http(target, get("/live", extra="Content-Length: 0\r\n", method="POST"))
     assert r.status == 405
@@ -94,3 +96,36 @@ async def test_health_listener(run_provider: Start, tmp_path: Path) -> None:
     assert (await raw_http(target, get("/live"))).status == 200
     p.state.shutting_down = True
     assert (await raw_http(target, get("/ready"))).status == 500
+
+
+async def test_verbose_ready_names_no_path_or_kid(run_provider: Start, tmp_path: Path) -> None:
+    """?verbose on the unauthenticated health listener shows a fixed error summary, never the
+    bundle path, a kid or upstream text (issue 12.10); the full text stays in the store/log."""
+    secret_dir = tmp_path / "secret-dir-name"
+    secret_dir.mkdir()
+    bundle = secret_dir / "bundle.json"
+    bundle.write_bytes(bundle_bytes([public_jwk("kid-secret-1", ec_key())]))
+    hc = HealthChecksConfig(bind_port=0, ready_path="/ready", live_path="/live")
+    p = await run_provider(file_config(bundle, health_checks=hc))
+    host, _, port = p.health_addresses[0].rpartition(":")
+    target = (host.strip("[]"), int(port))
+    await wait_for(lambda: p.store.current is not None, what="keys")
+    cases = [
+        (b'{"keys": [', "bundle file: not valid JSON"),
+        (b"[]", "bundle file: not a JSON object"),
+        (None, "bundle file: cannot open (No such file or directory)"),
+    ]
+    for content, summary in cases:
+        if content is None:
+            bundle.unlink()
+        else:
+            bundle.write_bytes(content)
+        await wait_for(
+            lambda s=summary: public_error(p.store.last_error) == s, what="the reported error"
+        )
+        assert str(bundle) in (p.store.last_error or "")  # the raw text does name the path
+        body = (await raw_http(target, get("/ready?verbose"))).body.decode()
+        facts = json.loads(body)
+        assert facts["last_error"] == summary, facts
+        assert "secret-dir-name" not in body and "kid-secret-1" not in body
+        assert str(tmp_path) not in body

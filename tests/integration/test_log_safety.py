@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -23,9 +25,12 @@ from typing import Any
 
 import pytest
 import trustme
+from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from spire_oidc.acme.listener import PeekSite
+from spire_oidc.acme.selector import CertificateTable
 from spire_oidc.config.model import (
     Config,
     ServerAPIConfig,
@@ -33,13 +38,14 @@ from spire_oidc.config.model import (
     WorkloadAPIConfig,
 )
 from spire_oidc.daemon import Provider
+from spire_oidc.http.listeners import bind_tcp
 from spire_oidc.logs import setup_logging
 from tests.fakes.fake_server_api import FakeServerAPI, authority
 from tests.fakes.fake_workload_api import FakeWorkloadAPI
 from tests.fakes.keys import pkix
 from tests.fakes.sink import short_socket_dir
 from tests.integration.support import file_config, get, raw_http, tcp_target, wait_for
-from tests.keyfactory import bundle_bytes, ec_key, rsa_key
+from tests.keyfactory import bundle_bytes, ec_key, public_jwk, rsa_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("restore_logging")]
 
@@ -310,3 +316,84 @@ async def test_no_key_material_in_debug_json_logs(
     # The scan is not vacuous: the values it looks for were in what the provider was given.
     assert len(secrets.found_in(json.dumps(generations))) >= 40
     assert secrets.found_in(key_path.read_text())
+
+
+# -- Issue 12.8: controls and line separators in client-chosen text --------------------------------
+# Characters that end a line or drive a terminal: none may reach a log line unescaped.
+_RAW_CONTROLS = ("\x1b", "\x07", "\x85", "\u2028", "\u2029", "\x9b", "\r", "\x00", "\u202e")
+
+
+def _assert_no_raw_controls(text: str, fmt: str) -> list[str]:
+    lines = text.split("\n")
+    assert lines[-1] == ""
+    lines = lines[:-1]
+    for line in lines:
+        assert not [c for c in _RAW_CONTROLS if c in line], repr(line)
+        if fmt == "json":
+            assert isinstance(json.loads(line), dict)
+    # str.splitlines() also breaks at U+0085, U+2028, U+2029 and other separators: the same lines.
+    assert text.splitlines() == lines
+    return lines
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+async def test_header_line_separators_and_escapes_are_escaped(
+    run_provider: Start, tmp_path: Path, fmt: str
+) -> None:
+    """U+0085, U+2028/2029, ESC sequences and bidi overrides in a header never reach the log raw."""
+    buf = io.StringIO()
+    setup_logging(level="debug", fmt=fmt, stream=buf)
+    bundle = tmp_path / "bundle.json"
+    bundle.write_bytes(bundle_bytes([public_jwk("kid-a", ec_key())]))
+    p = await run_provider(file_config(bundle, log_requests=True, log_format=fmt))
+    await wait_for(lambda: p.store.current is not None, what="keys")
+    agent = "x\u0085FAKE\u2028line\u2029two\u009b2J\u202eevil".encode()
+    request = b"GET /keys HTTP/1.1\r\nHost: localhost\r\nUser-Agent: " + agent + b"\r\n\r\n"
+    r = await raw_http(tcp_target(p), request)
+    assert r.status == 200
+    await p.stop()
+    lines = _assert_no_raw_controls(buf.getvalue(), fmt)
+    request_lines = [line for line in lines if "FAKE" in line]
+    assert len(request_lines) == 1
+    escaped = r"x\x85FAKE\u2028line\u2029two\x9b2J\u202eevil"
+    if fmt == "json":
+        assert json.loads(request_lines[0])["user_agent"] == escaped
+    else:
+        assert f"user_agent={escaped}" in request_lines[0]
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+async def test_acme_sni_terminal_escapes_are_escaped(fmt: str) -> None:
+    """A ClientHello whose SNI carries ESC/BEL sequences logs acme_tls_refused with them escaped."""
+    buf = io.StringIO()
+    setup_logging(level="debug", fmt=fmt, stream=buf)
+    evil = b"\x1b[2J\x1b]0;pwned\x07\x1b[1AX.test"
+    placeholder = b"a" * (len(evil) - 5) + b".test"
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname=placeholder.decode())
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    hello = outgoing.read().replace(placeholder, evil)  # same length: every length field holds
+
+    runner = web.ServerRunner(web.Server(lambda r: web.Response()), shutdown_timeout=1.0)
+    await runner.setup()
+    sock = bind_tcp("127.0.0.1:0")[0]
+    port = sock.getsockname()[1]
+    peek = PeekSite(runner, sock, CertificateTable(["oidc.test"], wait_timeout=0.2).choose)
+    await peek.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(hello)
+        await writer.drain()
+        with contextlib.suppress(ConnectionResetError):
+            await asyncio.wait_for(reader.read(), 5)  # the alert, then close
+        writer.close()
+        await wait_for(lambda: peek.refused == 1, what="the refusal")
+    finally:
+        await runner.cleanup()
+    lines = _assert_no_raw_controls(buf.getvalue(), fmt)
+    refused = [line for line in lines if "acme_tls_refused" in line]
+    assert len(refused) == 1
+    assert "pwned" in refused[0] and "X.test" in refused[0]

@@ -74,3 +74,64 @@ def test_client_errors_logged_without_traceback() -> None:
     line = json.loads(buf.getvalue().strip())
     assert line["event"] == "bad_request" and line["status"] == 400
     assert "Traceback" not in buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_library_loggers_render_through_structlog(fmt: str) -> None:
+    """grpc, acme and urllib3 stdlib records (even with a handler of their own) use our format."""
+    stray = io.StringIO()
+    acme_log = logging.getLogger("acme.client")
+    logging.getLogger("acme").addHandler(logging.StreamHandler(stray))
+    buf = io.StringIO()
+    setup_logging(level="debug", fmt=fmt, stream=buf)
+    logging.getLogger("grpc._cython.cygrpc").warning("grpc said %s", "hi")
+    acme_log.info("acme said")
+    logging.getLogger("urllib3.connectionpool").debug("urllib3 said")
+    assert stray.getvalue() == ""  # the library's own handler was removed
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 3
+    if fmt == "json":
+        records = [json.loads(line) for line in lines]
+        assert [r["logger"] for r in records] == [
+            "grpc._cython.cygrpc",
+            "acme.client",
+            "urllib3.connectionpool",
+        ]
+        assert records[0]["event"] == "grpc said hi" and records[0]["level"] == "warning"
+    else:
+        assert "grpc said hi [grpc._cython.cygrpc]" in lines[0] and "[warning" in lines[0]
+        assert "acme said [acme.client]" in lines[1]
+
+
+def test_text_traceback_lines_are_indented_and_escaped() -> None:
+    """A traceback stays multi-line in the text format, but every line of it is indented and
+    escaped, so an exception message cannot forge a log line or send terminal escapes."""
+    buf = io.StringIO()
+    setup_logging(level="info", fmt="text", stream=buf)
+    import structlog
+
+    try:
+        raise ValueError("bad\x1b[2J\n2026-01-01T00:00:00Z [info     ] forged")
+    except ValueError:
+        structlog.get_logger("t").exception("boom")
+    lines = buf.getvalue().splitlines()
+    assert "boom" in lines[0]
+    assert all(line.startswith("  ") for line in lines[1:]) and len(lines) > 3
+    assert "\x1b" not in buf.getvalue() and "bad\\x1b[2J" in buf.getvalue()
+
+
+def test_grpc_env_defaults_keep_explicit_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GRPC_VERBOSITY/GRPC_TRACE get defaults (NONE for json, else ERROR; empty trace), but a
+    value the user set is never overridden."""
+    from spire_oidc import logs
+
+    monkeypatch.setattr(logs, "_grpc_env_set", {})
+    monkeypatch.delenv("GRPC_VERBOSITY", raising=False)
+    monkeypatch.setenv("GRPC_TRACE", "http")
+    logs.grpc_env_defaults()
+    assert os.environ["GRPC_VERBOSITY"] == "ERROR" and os.environ["GRPC_TRACE"] == "http"
+    logs.grpc_env_defaults("json")  # our own default follows the log format
+    assert os.environ["GRPC_VERBOSITY"] == "NONE" and os.environ["GRPC_TRACE"] == "http"
+    monkeypatch.setenv("GRPC_VERBOSITY", "DEBUG")
+    logs.grpc_env_defaults("json")
+    assert os.environ["GRPC_VERBOSITY"] == "DEBUG"

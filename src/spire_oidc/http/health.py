@@ -6,7 +6,10 @@
 * ``live``: the process works, whatever SPIRE's state (SPIRE's ``live`` fails during an upstream
   outage, and a liveness restart would throw away the last good keys).
 
-Bodies are empty, as in SPIRE; ``?verbose`` adds a JSON explanation for humans.
+Bodies are empty, as in SPIRE; ``?verbose`` adds a JSON explanation for humans. The health
+listener is unauthenticated: the explanation names no path, address, trust domain or kid, and the
+source's last error is reduced to a fixed summary (:mod:`spire_oidc.http.public_errors`); the
+full text is in the log (docs/threat-model.md, docs/operations.md).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from spire_oidc.core.clock import Clock
 from spire_oidc.core.state import ProcessState
 from spire_oidc.core.store import KeyStore
 from spire_oidc.http.httputil import Response, text_response
+from spire_oidc.http.public_errors import public_error
 
 MIN_THRESHOLD = 180.0
 
@@ -67,7 +71,7 @@ class HealthHandler:
             metrics.set_health_paths((config.ready_path, config.live_path, METRICS_PATH))
 
     def readiness(self) -> dict[str, object]:
-        """The facts behind ``ready`` (also its verbose body)."""
+        """The facts behind ``ready`` (also its verbose body: nothing here names a path or kid)."""
         now = self._clock.now()
         current = self._store.current
         last = self._store.last_success
@@ -96,8 +100,7 @@ class HealthHandler:
             "last_success_age_seconds": None if age is None else round(age, 3),
             "threshold_seconds": self._threshold,
             "key_count": None if current is None else len(current.keys.keys),
-            "kids": [] if current is None else list(current.keys.kids),
-            "last_error": self._store.last_error,
+            "last_error": public_error(self._store.last_error),
         }
 
     def is_ready(self) -> bool:
