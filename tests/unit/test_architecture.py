@@ -26,7 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "config": {"errors", "_compat"},
     "logs": {"errors", "_compat", "config"},
     "http": {"errors", "_compat", "core", "config", "logs"},
-    "sources": {"errors", "_compat", "core", "config", "_proto"},
+    "sources": {"errors", "_compat", "core", "config", "logs", "_proto"},
     "acme": {"errors", "_compat", "core", "config", "http"},
     "doctor": {"errors", "_compat", "core", "config", "http"},
     "daemon": {"errors", "_compat", "core", "config", "logs", "http", "sources", "acme"},
