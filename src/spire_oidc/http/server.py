@@ -67,9 +67,7 @@ def _access_logger_class(
             super().__init__(logger, log_format)
             self.inner = delegate(logger, log_format) if delegate is not None else None
 
-        def log(
-            self, request: web.BaseRequest, response: web.StreamResponse, time: float
-        ) -> None:
+        def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
             observe(request.raw_path, response.status, time)
             if self.inner is not None:
                 self.inner.log(request, response, time)
