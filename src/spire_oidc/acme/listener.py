@@ -63,11 +63,14 @@ async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> Non
         loop.remove_reader(sock.fileno())
 
 
-async def peek_client_hello(sock: socket.socket, *, max_peeks: int = MAX_PEEKS) -> ClientHello:
+async def peek_client_hello(
+    sock: socket.socket, *, max_peeks: int = MAX_PEEKS, on_peek: Callable[[], None] | None = None
+) -> ClientHello:
     """Wait until the socket holds a whole ClientHello and parse it, consuming nothing.
 
     Raises :class:`NotClientHello` for anything else (or a hello in more than ``max_peeks``
-    pieces) and ``ConnectionError`` on EOF. The caller bounds the whole wait.
+    pieces) and ``ConnectionError`` on EOF. The caller bounds the whole wait. ``on_peek`` is
+    called at each peek (the site counts them).
     """
     loop = asyncio.get_running_loop()
     lowat = _set_lowat(sock, 5)
@@ -75,6 +78,8 @@ async def peek_client_hello(sock: socket.socket, *, max_peeks: int = MAX_PEEKS) 
     try:
         for _ in range(max_peeks if lowat else 1 << 30):
             await _readable(loop, sock)
+            if on_peek is not None:
+                on_peek()
             try:
                 data = sock.recv(MAX_HELLO_BYTES + 5, socket.MSG_PEEK)
             except (BlockingIOError, InterruptedError):
@@ -126,11 +131,15 @@ class PeekSite(CountedTlsSite):
         super().__init__(runner, sock, cap=cap, handshake_timeout=handshake_timeout)
         self._choose = choose
         self.refused = 0
+        self.peeks = 0  # MSG_PEEK reads, all connections together (bounded per connection)
+
+    def _peeked(self) -> None:
+        self.peeks += 1
 
     async def select(self, conn: socket.socket, deadline: float) -> ssl.SSLContext | None:
         try:
             async with asyncio.timeout_at(deadline):
-                hello = await peek_client_hello(conn)
+                hello = await peek_client_hello(conn, on_peek=self._peeked)
             choice = await self._choose(hello)  # bounded by the table's own wait
         except (OSError, NotClientHello, TimeoutError) as exc:
             self.failed += 1
