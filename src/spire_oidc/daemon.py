@@ -20,7 +20,7 @@ import os
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import structlog
 from aiohttp import web
@@ -99,7 +99,8 @@ class Provider:
 
     @property
     def acme(self) -> AcmeService | None:
-        return self.main if _is_acme(self.main) else None  # type: ignore[return-value]
+        """The ACME listener (``choose_listener`` builds one exactly when ``acme`` is set)."""
+        return cast("AcmeService", self.main) if self.config.acme is not None else None
 
     def reload(self) -> None:
         """SIGHUP: reopen ``log_path`` (logrotate) and force a reload of the certificate files."""
@@ -230,10 +231,6 @@ def _log_config_warnings(config: Config) -> None:
 
 def _log_description(described: Description) -> None:
     (log.warning if described.warning else log.info)(described.event, **described.fields)
-
-
-def _is_acme(listener: MainListener) -> bool:
-    return type(listener).__module__ == "spire_oidc.acme.service"
 
 
 async def _supervise(factory: Callable[[], Awaitable[None]], name: str) -> None:
