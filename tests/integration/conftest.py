@@ -22,8 +22,8 @@ async def run_provider() -> AsyncIterator[object]:
     """Start providers for a test; every one is stopped (gracefully) at the end."""
     running: list[Provider] = []
 
-    async def _start(config: Config) -> Provider:
-        provider = await start(config)
+    async def _start(config: Config, **options: Any) -> Provider:
+        provider = await start(config, **options)
         running.append(provider)
         return provider
 

@@ -19,11 +19,11 @@ from spire_oidc.config.model import Config, ServingCertFileConfig
 from spire_oidc.core.clock import SystemClock
 from spire_oidc.core.keys import KeySet, key_from_jwk
 from spire_oidc.core.store import KeyStore
-from spire_oidc.daemon import KEEPALIVE_TIMEOUT, Provider, run_blocking
+from spire_oidc.daemon import Provider, run_blocking
 from spire_oidc.http.adapter import FastServer, FullServer
 from spire_oidc.http.listeners import start_sites
 from spire_oidc.http.server import build_main_server
-from spire_oidc.http.timeouts import Timeouts
+from spire_oidc.http.timeouts import DEFAULT_TIMEOUTS, Timeouts
 from spire_oidc.http.web import ProviderHandler, WebSettings
 from tests.integration.support import file_config, get, parse_response, tcp_target, wait_for
 from tests.keyfactory import bundle_bytes, ec_key, public_jwk, rsa_key
@@ -252,7 +252,7 @@ async def test_keys_change_is_served_at_once(pair: Pair) -> None:
 
 
 # -- through daemon.start: timeouts, shutdown, TLS, uvloop -----------------------------------------
-Start = Callable[[Config], Awaitable[Provider]]
+Start = Callable[..., Awaitable[Provider]]
 
 
 @pytest.fixture
@@ -262,14 +262,9 @@ def bundle(tmp_path: Path) -> Path:
     return path
 
 
-async def test_idle_keepalive_connection_is_closed(
-    run_provider: Start, bundle: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_idle_keepalive_connection_is_closed(run_provider: Start, bundle: Path) -> None:
     """After a fast response an idle connection is closed after the keep-alive timeout."""
-    from spire_oidc import daemon
-
-    monkeypatch.setattr(daemon, "KEEPALIVE_TIMEOUT", 0.3)
-    p = await run_provider(file_config(bundle))
+    p = await run_provider(file_config(bundle), timeouts=Timeouts(header=0.3, idle=0.3))
     await wait_for(lambda: p.store.current is not None, what="keys")
     reader, writer = await asyncio.open_connection(*tcp_target(p))
     writer.write(get("/keys"))
@@ -294,7 +289,7 @@ async def test_stop_closes_idle_fast_connections(run_provider: Start, bundle: Pa
     loop = asyncio.get_running_loop()
     started = loop.time()
     await p.stop()
-    assert loop.time() - started < KEEPALIVE_TIMEOUT / 2
+    assert loop.time() - started < DEFAULT_TIMEOUTS.idle / 2
     await asyncio.wait_for(reader.read(), 5)  # EOF
     writer.close()
 

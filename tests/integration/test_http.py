@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from spire_oidc.config.model import Config
 from spire_oidc.daemon import Provider
 from tests.integration.support import file_config, get, raw_http, tcp_target, wait_for
 from tests.keyfactory import bundle_bytes, ec_key, public_jwk, rsa_key
@@ -19,7 +18,7 @@ from tests.unit.test_documents import SPIRE_DISCOVERY_LOCALHOST
 
 pytestmark = pytest.mark.integration
 
-Start = Callable[[Config], Awaitable[Provider]]
+Start = Callable[..., Awaitable[Provider]]
 
 
 @pytest.fixture
@@ -376,16 +375,13 @@ async def test_bad_requests_do_not_crash(run_provider: Start, bundle: Path) -> N
     assert (await raw_http(t, get("/keys"))).status == 200
 
 
-async def test_slow_request_head_is_cut(
-    run_provider: Start, bundle: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_slow_request_head_is_cut(run_provider: Start, bundle: Path) -> None:
     """A connection that never completes its request head is closed (SPIRE: 10 s header timeout)."""
     import asyncio
 
-    from spire_oidc import daemon
+    from spire_oidc.http.timeouts import Timeouts
 
-    monkeypatch.setattr(daemon, "KEEPALIVE_TIMEOUT", 0.3)
-    p = await run_provider(file_config(bundle))
+    p = await run_provider(file_config(bundle), timeouts=Timeouts(header=0.3, idle=0.3))
     await _loaded(p)
     host, port = tcp_target(p)
     reader, writer = await asyncio.open_connection(host, port)

@@ -1,6 +1,6 @@
 """Promise 3 of issue 8: hostile connections on loopback do not starve normal clients.
 
-The header timeout is SPIRE's 10 s ``ReadHeaderTimeout`` (``daemon.KEEPALIVE_TIMEOUT``); the tests
+The header timeout is SPIRE's 10 s ``ReadHeaderTimeout`` (``Timeouts.header``); the tests
 shrink it so that they run in seconds. Slow-loris connections (a request head that never
 completes, bytes trickled to look alive) must be closed within the timeout, whichever path of
 the server holds them, while a normal client keeps getting prompt answers; oversized heads get a
@@ -16,32 +16,47 @@ import socket
 import ssl
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import trustme
 
-from spire_oidc import daemon
 from spire_oidc.config.model import Config, ServingCertFileConfig
 from spire_oidc.daemon import Provider
+from spire_oidc.http.timeouts import Timeouts
 from tests.integration.support import file_config, get, raw_http, tcp_target, wait_for
 from tests.keyfactory import bundle_bytes, ec_key, public_jwk
 
 pytestmark = pytest.mark.integration
 
-Start = Callable[[Config], Awaitable[Provider]]
+Start = Callable[..., Awaitable[Provider]]
 
 TIMEOUT = 1.0  # the header timeout used by these tests (10 s in production)
 SLACK = 1.0  # how late a close may be on a loaded 2-core machine
 HEAD = b"GET /keys HTTP/1.1\r\nHost: localhost\r\n"
 
 
+SHORT = Timeouts(header=TIMEOUT, idle=TIMEOUT, handshake=TIMEOUT)
+
+
 @pytest.fixture
-def short_timeout(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(daemon, "KEEPALIVE_TIMEOUT", TIMEOUT)
-    yield
+def short_timeout() -> Timeouts:
+    """The tests that ask for it start their providers with ``SHORT`` (see ``run_provider``)."""
+    return SHORT
+
+
+@pytest.fixture
+def run_provider(run_provider: Start, request: pytest.FixtureRequest) -> Start:
+    """conftest's starter, with the short timeouts for the tests that ask for ``short_timeout``."""
+    if "short_timeout" not in request.fixturenames:
+        return run_provider
+
+    async def start(config: Config) -> Provider:
+        return await run_provider(config, timeouts=SHORT)
+
+    return start
 
 
 @pytest.fixture
@@ -117,7 +132,7 @@ class NormalClient:
 
 
 async def test_slowloris_connections_are_cut_and_normal_clients_still_served(
-    run_provider: Start, bundle: Path, short_timeout: None
+    run_provider: Start, bundle: Path, short_timeout: Timeouts
 ) -> None:
     """300 slow-loris connections (reconnecting when cut) are each closed within the header
     timeout, unanswered, while a normal client is answered promptly throughout."""
@@ -180,7 +195,7 @@ async def test_connection_burst_fits_the_accept_queue(run_provider: Start, bundl
 
 
 async def test_long_unfinished_head_is_cut_within_the_timeout(
-    run_provider: Start, bundle: Path, short_timeout: None
+    run_provider: Start, bundle: Path, short_timeout: Timeouts
 ) -> None:
     """A head that grows past the fast path's 4 KiB, slowly, is still cut within the timeout."""
     provider = await _loaded(run_provider, file_config(bundle))
@@ -218,7 +233,7 @@ def _tls_config(bundle: Path, tmp_path: Path) -> tuple[Config, trustme.CA]:
 
 
 async def test_tls_handshake_that_never_completes_is_cut_within_the_timeout(
-    run_provider: Start, bundle: Path, tmp_path: Path, short_timeout: None
+    run_provider: Start, bundle: Path, tmp_path: Path, short_timeout: Timeouts
 ) -> None:
     """A TLS client that connects and never finishes its handshake is cut within the timeout."""
     config, _ca = _tls_config(bundle, tmp_path)
@@ -231,7 +246,7 @@ async def test_tls_handshake_that_never_completes_is_cut_within_the_timeout(
 
 
 async def test_tls_slow_handshakes_do_not_starve_tls_clients(
-    run_provider: Start, bundle: Path, tmp_path: Path, short_timeout: None
+    run_provider: Start, bundle: Path, tmp_path: Path, short_timeout: Timeouts
 ) -> None:
     """200 connections stuck mid-handshake leave real TLS clients served promptly."""
     config, ca = _tls_config(bundle, tmp_path)
@@ -290,7 +305,7 @@ async def _statuses_of_pieces(target: tuple[str, int], data: bytes, size: int) -
 
 
 async def test_oversized_and_overlong_heads_get_4xx(
-    run_provider: Start, bundle: Path, short_timeout: None
+    run_provider: Start, bundle: Path, short_timeout: Timeouts
 ) -> None:
     """Heads past aiohttp's limits (8190-byte lines, 128 fields, so about 1 MiB in all, like Go's
     1 MiB MaxHeaderBytes) get a 4xx on either path, sent at once or in small pieces."""

@@ -18,7 +18,7 @@ SRC = REPO / "src" / "spire_oidc"
 FORBIDDEN = ("grpc", "spiffe", "acme", "josepy", "google.protobuf", "spire_oidc._proto")
 
 # What each part of spire_oidc may import from spire_oidc (a part is a package or a root module).
-COMPOSITION_ROOT = {"daemon", "cli", "demo", "__main__"}
+COMPOSITION_ROOT = {"daemon", "assembly", "cli", "demo", "__main__"}
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "_compat": {"errors"},
@@ -29,7 +29,18 @@ ALLOWED: dict[str, set[str]] = {
     "sources": {"errors", "_compat", "core", "config", "logs", "_proto"},
     "acme": {"errors", "_compat", "core", "config", "http"},
     "doctor": {"errors", "_compat", "core", "config", "http"},
-    "daemon": {"errors", "_compat", "core", "config", "logs", "http", "sources", "acme"},
+    "assembly": {"errors", "_compat", "core", "config", "logs", "http", "sources", "acme"},
+    "daemon": {
+        "errors",
+        "_compat",
+        "core",
+        "config",
+        "logs",
+        "http",
+        "sources",
+        "acme",
+        "assembly",
+    },
     "demo": {"errors", "core", "config"},
     "cli": {"errors", "config", "logs", "daemon", "demo", "doctor"},
     "__main__": {"cli"},

@@ -48,6 +48,41 @@ class ClientHello:
         return self.alpn == ("acme-tls/1",)
 
 
+def bytes_needed(data: bytes) -> int:
+    """How many bytes the ClientHello takes in all, as far as ``data`` tells: a value above
+    ``len(data)`` means more must arrive first (only the record headers are read, so a caller
+    can wait for that many bytes and parse once, instead of re-parsing every partial hello).
+
+    Raises :class:`NotClientHello` as :func:`parse_client_hello` does for bad record headers.
+    """
+    pos = 0
+    have = 0  # handshake bytes in the records seen so far
+    head = bytearray()  # the first 4 bytes of the handshake message
+    need: int | None = None
+    while need is None or have < need:
+        if len(data) - pos < 5:
+            return pos + 5
+        ctype, major, length = data[pos], data[pos + 1], int.from_bytes(data[pos + 3 : pos + 5])
+        if ctype != _RECORD_HANDSHAKE or major != 3:
+            raise NotClientHello("not a TLS handshake record")
+        if length == 0 or length > _MAX_RECORD:
+            raise NotClientHello("bad TLS record length")
+        end = pos + 5 + length
+        if len(head) < 4:
+            head += data[pos + 5 : min(end, pos + 5 + 4 - len(head))]
+        if len(data) < end:
+            return end
+        have += length
+        pos = end
+        if need is None and len(head) >= 4:
+            if head[0] != _HANDSHAKE_CLIENT_HELLO:
+                raise NotClientHello("first handshake message is not a ClientHello")
+            need = 4 + int.from_bytes(head[1:4])
+            if need > MAX_HELLO_BYTES:
+                raise NotClientHello("ClientHello too large")
+    return pos
+
+
 def _handshake_bytes(data: bytes) -> bytes | Incomplete:
     """Reassemble the first handshake message from the records in ``data``."""
     out = bytearray()

@@ -3,11 +3,12 @@
 DESIGN decision 5 and acme.md §3.3: each accepted socket is read with ``MSG_PEEK`` until its
 ClientHello is complete (nothing is consumed), the context is chosen from the SNI name and the
 ALPN list (:mod:`spire_oidc.acme.selector`), and only then is the socket given to asyncio's TLS
-with ``loop.connect_accepted_socket`` and the runner's protocol factory. Public APIs only.
+(the accept loop, the connection cap counted from accept, and the hand-over are
+:class:`spire_oidc.http.accept.CountedTlsSite`'s). Public APIs only.
 
-The site plugs into aiohttp's runner like any other, so the runner's graceful shutdown (stop
-accepting, drain in-flight requests) covers these connections too. Handshakes still being
-peeked when the site stops are dropped.
+The peek is bounded in CPU: the record headers say how many bytes the ClientHello takes
+(:func:`bytes_needed`), ``SO_RCVLOWAT`` keeps the socket from waking the loop until that many
+have arrived, the full parse runs once, and a connection gets at most ``MAX_PEEKS`` wake-ups.
 """
 
 from __future__ import annotations
@@ -26,16 +27,21 @@ from spire_oidc.acme.clienthello import (
     ClientHello,
     Incomplete,
     NotClientHello,
+    bytes_needed,
     parse_client_hello,
 )
 from spire_oidc.acme.selector import Refusal
+from spire_oidc.http.accept import CountedTlsSite
+from spire_oidc.http.connlimit import ConnectionCap
 
 log = structlog.get_logger(__name__)
 
 Chooser = Callable[[ClientHello], Awaitable[ssl.SSLContext | Refusal]]
 
 HANDSHAKE_TIMEOUT = 10.0
-KEEPALIVE_IDLE = 180  # SPIRE's listener: TCP keep-alive 3 min
+# Wake-ups one ClientHello may take: a real one arrives in one to three (its records, or TCP
+# segments); a hello trickled in more pieces than this is refused.
+MAX_PEEKS = 16
 
 
 def alert_record(refusal: Refusal) -> bytes:
@@ -57,33 +63,60 @@ async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> Non
         loop.remove_reader(sock.fileno())
 
 
-async def peek_client_hello(sock: socket.socket) -> ClientHello:
+async def peek_client_hello(
+    sock: socket.socket, *, max_peeks: int = MAX_PEEKS, on_peek: Callable[[], None] | None = None
+) -> ClientHello:
     """Wait until the socket holds a whole ClientHello and parse it, consuming nothing.
 
-    Raises :class:`NotClientHello` for anything else and ``ConnectionError`` on EOF. A socket
-    stays readable while peeked bytes wait in it, so a partial hello is re-peeked after a short
-    sleep (a ClientHello rarely spans TCP segments; the caller bounds the whole wait).
+    Raises :class:`NotClientHello` for anything else (or a hello in more than ``max_peeks``
+    pieces) and ``ConnectionError`` on EOF. The caller bounds the whole wait. ``on_peek`` is
+    called at each peek (the site counts them).
     """
     loop = asyncio.get_running_loop()
-    pause = 0.001
-    while True:
-        try:
-            data = sock.recv(MAX_HELLO_BYTES + 5, socket.MSG_PEEK)
-        except (BlockingIOError, InterruptedError):
+    lowat = _set_lowat(sock, 5)
+    want, seen = 5, 0
+    try:
+        for _ in range(max_peeks if lowat else 1 << 30):
             await _readable(loop, sock)
-            continue
-        if not data:
-            raise ConnectionResetError("connection closed before the ClientHello")
-        hello = parse_client_hello(data)
-        if not isinstance(hello, Incomplete):
-            return hello
-        if len(data) > MAX_HELLO_BYTES:
-            raise NotClientHello("ClientHello too large")
-        await asyncio.sleep(pause)
-        pause = min(pause * 2, 0.05)
+            if on_peek is not None:
+                on_peek()
+            try:
+                data = sock.recv(MAX_HELLO_BYTES + 5, socket.MSG_PEEK)
+            except (BlockingIOError, InterruptedError):
+                continue
+            if not data:
+                raise ConnectionResetError("connection closed before the ClientHello")
+            if len(data) == seen and lowat:  # woken without new bytes: the peer shut down
+                raise ConnectionResetError("connection closed inside the ClientHello")
+            seen = len(data)
+            want = bytes_needed(data)
+            if want <= len(data):
+                hello = parse_client_hello(data)
+                if isinstance(hello, Incomplete):  # bytes_needed and the parser disagree
+                    raise NotClientHello("inconsistent ClientHello records")
+                return hello
+            if want > MAX_HELLO_BYTES + 5:
+                raise NotClientHello("ClientHello too large")
+            if lowat:
+                _set_lowat(sock, want)
+            else:  # no SO_RCVLOWAT: a socket with peeked bytes stays readable, so pace it
+                await asyncio.sleep(0.05)
+        raise NotClientHello(f"ClientHello in more than {max_peeks} pieces")
+    finally:
+        if lowat:
+            _set_lowat(sock, 1)  # asyncio's TLS reads the socket next
 
 
-class PeekSite(web.BaseSite):
+def _set_lowat(sock: socket.socket, n: int) -> bool:
+    """Let epoll see the socket readable only once ``n`` bytes wait in it (False: unsupported)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, n)
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
+class PeekSite(CountedTlsSite):
     """A TLS site on an already-bound socket that picks the certificate per ClientHello."""
 
     def __init__(
@@ -93,70 +126,26 @@ class PeekSite(web.BaseSite):
         choose: Chooser,
         *,
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
+        cap: ConnectionCap | None = None,
     ) -> None:
-        super().__init__(runner)
-        self._sock = sock
+        super().__init__(runner, sock, cap=cap, handshake_timeout=handshake_timeout)
         self._choose = choose
-        self._handshake_timeout = handshake_timeout
-        self._accept_task: asyncio.Task[None] | None = None
-        self._pending: set[asyncio.Task[None]] = set()
-        self.accepted = 0
         self.refused = 0
-        self.failed = 0
+        self.peeks = 0  # MSG_PEEK reads, all connections together (bounded per connection)
 
-    @property
-    def name(self) -> str:
-        host, port = self._sock.getsockname()[:2]
-        return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+    def _peeked(self) -> None:
+        self.peeks += 1
 
-    async def start(self) -> None:
-        await super().start()
-        self._accept_task = asyncio.create_task(self._accept_loop())
-
-    async def stop(self) -> None:
-        if self._accept_task is not None:
-            self._accept_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._accept_task
-            self._accept_task = None
-        self._sock.close()
-        for task in list(self._pending):
-            task.cancel()
-        if self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
-        await super().stop()
-
-    async def _accept_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                conn, _addr = await loop.sock_accept(self._sock)
-            except OSError as exc:  # EMFILE, ECONNABORTED, ...: keep accepting
-                log.warning("acme_accept_failed", error=str(exc))
-                await asyncio.sleep(0.1)
-                continue
-            self.accepted += 1
-            task = asyncio.create_task(self._serve(conn))
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
-
-    async def _serve(self, conn: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._handshake_timeout
+    async def select(self, conn: socket.socket, deadline: float) -> ssl.SSLContext | None:
         try:
-            conn.setblocking(False)
-            _keepalive(conn)
             async with asyncio.timeout_at(deadline):
-                hello = await peek_client_hello(conn)
+                hello = await peek_client_hello(conn, on_peek=self._peeked)
             choice = await self._choose(hello)  # bounded by the table's own wait
-        except asyncio.CancelledError:
-            conn.close()
-            raise
         except (OSError, NotClientHello, TimeoutError) as exc:
             self.failed += 1
             log.debug("acme_tls_hello_failed", error=str(exc) or type(exc).__name__)
             conn.close()
-            return
+            return None
         if isinstance(choice, Refusal):
             self.refused += 1
             log.debug(
@@ -168,28 +157,5 @@ class PeekSite(web.BaseSite):
             with contextlib.suppress(OSError):
                 conn.send(alert_record(choice))
             conn.close()
-            return
-        server = self._runner.server
-        assert server is not None
-        try:
-            # From here asyncio owns the socket (and closes it on failure).
-            await loop.connect_accepted_socket(
-                server,
-                conn,
-                ssl=choice,
-                ssl_handshake_timeout=self._handshake_timeout,
-            )
-        except OSError as exc:  # ssl.SSLError, ConnectionError, handshake timeout
-            self.failed += 1
-            log.debug(
-                "acme_tls_handshake_failed",
-                server_name=hello.server_name,
-                error=str(exc) or type(exc).__name__,
-            )
-
-
-def _keepalive(conn: socket.socket) -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_IDLE)
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE_IDLE)
+            return None
+        return choice

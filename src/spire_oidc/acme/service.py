@@ -1,12 +1,15 @@
-"""The ACME serving mode as the daemon sees it: bind, serve, start, stop.
+"""The ACME serving mode as the daemon sees it: a main listener (bind, start, stop, describe).
 
 Names a public CA cannot issue for (single-label names such as ``localhost``, IP literals) are
 skipped with one log line, as Go autocert refuses them; if no name is left, start-up fails.
+The TLS listener counts connections against ``max_connections`` from accept, through the
+ClientHello peek and the handshake; the http-01 listener is a side listener with its own share.
 """
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 
 import structlog
 from aiohttp import web
@@ -22,15 +25,27 @@ from spire_oidc.acme.session import Eab
 from spire_oidc.acme.trust import TrustBundle
 from spire_oidc.config.model import AcmeConfig
 from spire_oidc.core.clock import Clock
+from spire_oidc.core.events import EventMetrics, NullMetrics
 from spire_oidc.core.state import ProcessState
 from spire_oidc.errors import StartupError
-from spire_oidc.http.listeners import bind_tcp, start_sites
+from spire_oidc.http.connlimit import ConnectionCap
+from spire_oidc.http.listener_kinds import Description, SideListener, Work, sock_name
+from spire_oidc.http.listeners import bind_tcp
+from spire_oidc.http.timeouts import DEFAULT_TIMEOUTS, Timeouts
+from spire_oidc.http.tls import CertFileReloader
 
 log = structlog.get_logger("spire_oidc.acme")
 
 
 class AcmeService:
-    """Everything the ``acme`` block adds to the provider."""
+    """Everything the ``acme`` block adds to the provider, as the main listener.
+
+    Built with its server (contract C1), its cap (counted from accept), the http-01 listener's
+    cap, the timeouts and the metrics; nothing is patched in afterwards. Constructing it creates
+    the CA-bundle temp directory, which :meth:`stop` removes (also when start-up failed).
+    """
+
+    reloader: CertFileReloader | None = None
 
     def __init__(
         self,
@@ -39,7 +54,11 @@ class AcmeService:
         *,
         state: ProcessState,
         clock: Clock,
-        handshake_timeout: float = 10.0,
+        server: web.Server | None = None,
+        cap: ConnectionCap | None = None,
+        http01_cap: ConnectionCap | None = None,
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        metrics: EventMetrics | None = None,
     ) -> None:
         self.config = config
         names = [d.lower().rstrip(".") for d in domains if eligible(d)]
@@ -56,15 +75,45 @@ class AcmeService:
                 f"(single-label names and IP addresses are skipped): {', '.join(domains)}"
             )
         self.names = tuple(dict.fromkeys(names))
-        self.trust = TrustBundle(config.ca_bundle_path)
-        self.table = CertificateTable(self.names, wait_timeout=handshake_timeout)
+        self.timeouts = timeouts
+        self.cap = cap
+        self.runner = web.ServerRunner(
+            server if server is not None else web.Server(_not_served),
+            shutdown_timeout=timeouts.shutdown_grace,
+        )
+        self.table = CertificateTable(self.names, wait_timeout=timeouts.handshake)
         self.http01 = (
             Http01Handler(self.names, https_port=config.port)
             if HTTP_01 in config.challenges
             else None
         )
-        self._handshake_timeout = handshake_timeout
-        self.manager = AcmeManager(
+        self.http01_listener = (
+            SideListener(
+                self.http01,
+                addr=config.http_addr,
+                host=config.http_host,
+                port=config.http_port,
+                timeouts=timeouts,
+                cap=http01_cap or ConnectionCap(1024, listener="acme_http01"),
+                event="serving_acme_http01",
+            )
+            if self.http01 is not None
+            else None
+        )
+        self.trust = TrustBundle(config.ca_bundle_path)  # a temp directory: see stop()
+        try:
+            self.manager = self._manager(config, state, clock)
+        except BaseException:
+            self.trust.close()
+            raise
+        self.manager.metrics = metrics if metrics is not None else NullMetrics()
+        self.socks: list[socket.socket] = []
+        self.sites: list[PeekSite] = []
+        self._serving = False
+        self._managing = False
+
+    def _manager(self, config: AcmeConfig, state: ProcessState, clock: Clock) -> AcmeManager:
+        return AcmeManager(
             self.names,
             directory_url=config.directory_url,
             email=config.email,
@@ -75,51 +124,41 @@ class AcmeService:
             state=state,
             clock=clock,
         )
-        self._http_socks: list[socket.socket] = []
-        self._http_runner: web.ServerRunner | None = None
-        self.sites: list[PeekSite] = []
-        self.http_addresses: list[str] = []
 
-    def bind(self) -> list[socket.socket]:
-        """Bind the TLS listener (and the http-01 one); returns the TLS sockets."""
+    @property
+    def addresses(self) -> list[str]:
+        return [sock_name(s) for s in self.socks]
+
+    @property
+    def http_addresses(self) -> list[str]:
+        return self.http01_listener.addresses if self.http01_listener is not None else []
+
+    def bind(self) -> None:
+        """Bind the TLS listener (and the http-01 one); nothing is served yet."""
         cfg = self.config
-        tls = bind_tcp(cfg.addr, host=cfg.host or None, port=cfg.port)
-        if self.http01 is not None:
-            try:
-                self._http_socks = bind_tcp(
-                    cfg.http_addr, host=cfg.http_host or None, port=cfg.http_port
-                )
-            except BaseException:
-                for s in tls:
-                    s.close()
-                raise
-        return tls
+        self.socks = bind_tcp(cfg.addr, host=cfg.host or None, port=cfg.port)
+        if self.http01_listener is not None:
+            self.http01_listener.bind()
 
-    def close_unused(self) -> None:
-        """Start-up failed after :meth:`bind`: release what was bound."""
-        for s in self._http_socks:
-            s.close()
-        self.trust.close()
-
-    async def serve(self, runner: web.BaseRunner, socks: list[socket.socket]) -> None:
-        """Serve the provider on the TLS sockets (certificate chosen per ClientHello)."""
-        for sock in socks:
+    async def start(self) -> None:
+        """Serve on the TLS sockets (certificate chosen per ClientHello) and the http-01 one,
+        install cached certificates, then order the missing ones in the background."""
+        self._serving = True
+        await self.runner.setup()
+        for sock in self.socks:
             site = PeekSite(
-                runner, sock, self.table.choose, handshake_timeout=self._handshake_timeout
+                self.runner,
+                sock,
+                self.table.choose,
+                handshake_timeout=self.timeouts.handshake,
+                cap=self.cap,
             )
             await site.start()
             self.sites.append(site)
-        if self.http01 is not None:
-            self._http_runner = web.ServerRunner(
-                web.Server(self.http01, access_log=None), shutdown_timeout=1.0
-            )
-            await self._http_runner.setup()
-            await start_sites(self._http_runner, self._http_socks)
-            self.http_addresses = [_name(s) for s in self._http_socks]
-            log.info("serving_acme_http01", address=self.http_addresses)
-
-    async def start(self) -> None:
-        """Install cached certificates, then order the missing ones in the background."""
+        if self.http01_listener is not None:
+            await self.http01_listener.start()
+            described = self.http01_listener.describe()
+            log.info(described.event, **described.fields)
         log.info(
             "acme_started",
             names=list(self.names),
@@ -130,15 +169,32 @@ class AcmeService:
             extra_ca_bundle=self.config.ca_bundle_path or None,
             eab_key_id=self.config.eab_key_id or None,
         )
+        self._managing = True
         await self.manager.start()
 
+    def background(self) -> Sequence[Work]:
+        return ()
+
+    def describe(self) -> Description:
+        return Description(
+            "serving_https_acme", {"address": self.addresses, "names": list(self.names)}
+        )
+
     async def stop(self) -> None:
-        await self.manager.stop()
-        if self._http_runner is not None:
-            await self._http_runner.cleanup()
+        """Stop accepting and drain, stop ordering, close the http-01 listener, remove the
+        CA-bundle temp directory. Safe at any point of start-up, and more than once."""
+        if self._serving:
+            self._serving = False
+            await self.runner.cleanup()
+        for s in self.socks:
+            s.close()
+        if self._managing:
+            self._managing = False
+            await self.manager.stop()
+        if self.http01_listener is not None:
+            await self.http01_listener.stop()
         self.trust.close()
 
 
-def _name(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+async def _not_served(request: web.BaseRequest) -> web.StreamResponse:
+    raise web.HTTPNotFound()

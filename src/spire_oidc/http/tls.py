@@ -2,16 +2,22 @@
 
 The reloader watches both files every ``file_sync_interval`` (spire-behavior.md §5.2). A new pair
 is loaded into a fresh context before it goes live, so a bad pair is logged and the old one keeps
-being served; connections already open are never touched.
+being served; connections already open are never touched. A pair that does not load is named
+precisely (:func:`diagnose`): which file, and whether it is missing, not PEM, a key that does not
+match the certificate, or (on reload) an expired certificate.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import os
 import ssl
 
 import structlog
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 
 from spire_oidc.errors import StartupError
 
@@ -52,6 +58,8 @@ class CertFileReloader:
     def __init__(self, cert_path: str, key_path: str, interval: float) -> None:
         self._cert = cert_path
         self._key = key_path
+        self.cert_path = cert_path
+        self.key_path = key_path
         self._interval = interval
         self._loaded_mtimes: tuple[int, ...] | None = None
         self._current: ssl.SSLContext | None = None
@@ -70,10 +78,20 @@ class CertFileReloader:
         try:
             self._load()
         except (OSError, ssl.SSLError, ValueError) as exc:
-            raise StartupError(f"failed to load certificate: {_describe(exc)}") from exc
+            raise StartupError(f"failed to load certificate: {self._explain(exc)}") from exc
+
+    def _explain(self, exc: BaseException) -> str:
+        why = diagnose(self._cert, self._key) or _describe(exc)
+        if self._current is not None:
+            why += "; the previous certificate stays in service"
+        return why
 
     def _load(self) -> None:
         before = _mtimes(self._cert, self._key)
+        if self._current is not None:  # a reload: an expired certificate does not replace one
+            expired = _expired(self._cert)
+            if expired:
+                raise ValueError(expired)
         fresh = server_context()
         fresh.load_cert_chain(self._cert, self._key)  # raises on a missing file or a bad pair
         if self._current is None:
@@ -96,7 +114,9 @@ class CertFileReloader:
         try:
             self._load()
         except (OSError, ssl.SSLError, ValueError) as exc:
-            log.error("certificate_reload_failed", error=_describe(exc), cert_file_path=self._cert)
+            log.error(
+                "certificate_reload_failed", error=self._explain(exc), cert_file_path=self._cert
+            )
             return False
         self.reloads += 1
         log.info("certificate_reloaded", cert_file_path=self._cert, key_file_path=self._key)
@@ -116,3 +136,62 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.filename:
         return f"open {exc.filename}: {exc.strerror}"
     return str(exc) or type(exc).__name__
+
+
+def diagnose(cert_path: str, key_path: str) -> str | None:
+    """Why a certificate/key pair does not load, naming the file; None if no cause is found.
+
+    OpenSSL's own errors say ``[SSL] PEM lib`` whichever file is wrong; this reads the files
+    with ``cryptography`` to say which one, and what is wrong with it.
+    """
+    try:
+        with open(cert_path, "rb") as f:
+            cert_pem = f.read()
+    except OSError as exc:
+        return f"cert_file_path {cert_path}: {_os_error(exc)}"
+    try:
+        with open(key_path, "rb") as f:
+            key_pem = f.read()
+    except OSError as exc:
+        return f"key_file_path {key_path}: {_os_error(exc)}"
+    try:
+        certs = x509.load_pem_x509_certificates(cert_pem)
+    except ValueError:
+        return (
+            f"cert_file_path {cert_path}: no PEM certificate in the file "
+            "(expected -----BEGIN CERTIFICATE-----)"
+        )
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except TypeError:
+        return f"key_file_path {key_path}: the private key is encrypted (a passphrase is needed)"
+    except (ValueError, UnsupportedAlgorithm):
+        return (
+            f"key_file_path {key_path}: no usable PEM private key in the file "
+            "(expected -----BEGIN PRIVATE KEY----- or an RSA/EC key)"
+        )
+    leaf_key = certs[0].public_key()
+    pub = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if key.public_key().public_bytes(*pub) != leaf_key.public_bytes(*pub):
+        return (
+            f"key_file_path {key_path}: the private key does not match the certificate "
+            f"in cert_file_path {cert_path} (the first certificate must be the key's)"
+        )
+    return None
+
+
+def _expired(cert_path: str) -> str | None:
+    """``cert_file_path X: the certificate expired at ...`` when its leaf has expired."""
+    try:
+        with open(cert_path, "rb") as f:
+            leaf = x509.load_pem_x509_certificates(f.read())[0]
+    except (OSError, ValueError):
+        return None  # load_cert_chain reports these
+    not_after = leaf.not_valid_after_utc
+    if not_after < datetime.datetime.now(datetime.UTC):
+        return f"cert_file_path {cert_path}: the certificate expired at {not_after.isoformat()}"
+    return None
+
+
+def _os_error(exc: OSError) -> str:
+    return (exc.strerror or str(exc)).lower()
