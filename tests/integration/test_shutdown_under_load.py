@@ -43,9 +43,11 @@ pytestmark = pytest.mark.integration
 Start = Callable[[Config], Awaitable[Provider]]
 
 EXE = shutil.which("oidc-discovery-provider", path=str(Path(sys.executable).parent)) or ""
-# About 9.5 MB of JWKS: more than the kernel's socket buffers absorb (a few MB on Linux), so a
+# About 3.8 MB of JWKS (the most keys a bundle may carry, core/limits.py, each under a long kid):
+# more than the kernel's socket buffers absorb for a reader with a tiny receive window, so a
 # response to a slow reader is still partly in the server's own write buffer at SIGTERM.
-N_KEYS = 12000
+N_KEYS = 1000
+KID_PAD = "x" * 3000
 DISCOVERY = "/.well-known/openid-configuration"
 
 
@@ -99,7 +101,7 @@ async def _slow_request(
             data.extend(chunk)
             started.set()
             if not signalled.is_set():
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.25)
     except (OSError, TimeoutError) as exc:
         error = repr(exc)
     writer.close()
@@ -175,9 +177,10 @@ _BUNDLE_CACHE: list[bytes] = []
 
 
 def _big_bundle() -> bytes:
-    if not _BUNDLE_CACHE:  # one 4096-bit key under many kids: big JWKS, quick to build
+    if not _BUNDLE_CACHE:  # one 4096-bit key under many long kids: big JWKS, quick to build
         entry = public_jwk("k", rsa_key(4096))
-        _BUNDLE_CACHE.append(bundle_bytes([{**entry, "kid": f"k{i:06d}"} for i in range(N_KEYS)]))
+        keys = [{**entry, "kid": f"k{i:06d}{KID_PAD}"} for i in range(N_KEYS)]
+        _BUNDLE_CACHE.append(bundle_bytes(keys))
     return _BUNDLE_CACHE[0]
 
 
