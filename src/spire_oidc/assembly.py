@@ -7,7 +7,9 @@ listener, and the state file's background work.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import structlog
 from aiohttp import web
@@ -42,6 +44,9 @@ from spire_oidc.http.timeouts import Timeouts
 from spire_oidc.http.web import ProviderHandler, WebSettings
 from spire_oidc.sources.base import Source
 
+if TYPE_CHECKING:
+    from spire_oidc.sources.agent_channel import AgentChannel
+
 log = structlog.get_logger("spire_oidc")
 
 # How often, at most, the state file records that the source still confirms the keys.
@@ -61,7 +66,21 @@ def discovery_options(config: Config) -> DiscoveryOptions:
     )
 
 
-def make_source(cfg: SourceConfig, clock: Clock) -> Source:
+def agent_channel(config: Config) -> AgentChannel | None:
+    """One channel to the SPIRE agent when the Workload API source and the ``serving_svid``
+    listener use the same socket (DESIGN: one connection per agent); else None."""
+    svid, source = config.serving_svid, config.source
+    if svid is None or not isinstance(source, WorkloadAPIConfig):
+        return None
+    if os.path.abspath(svid.socket_path) != os.path.abspath(source.socket_path):
+        return None
+    from spire_oidc.core.limits import LIMITS
+    from spire_oidc.sources.agent_channel import AgentChannel
+
+    return AgentChannel(source.socket_path, options=LIMITS.grpc_options())
+
+
+def make_source(cfg: SourceConfig, clock: Clock, channel: AgentChannel | None = None) -> Source:
     """Build the configured source; gRPC and SPIFFE are imported only when selected."""
     if isinstance(cfg, FileConfig):
         from spire_oidc.sources.file import FileSource
@@ -74,7 +93,7 @@ def make_source(cfg: SourceConfig, clock: Clock) -> Source:
     if isinstance(cfg, WorkloadAPIConfig):
         from spire_oidc.sources.workload_api import WorkloadAPISource
 
-        return WorkloadAPISource(cfg, clock=clock)
+        return WorkloadAPISource(cfg, clock=clock, channel=channel)
     raise StartupError(f"unsupported source configuration {type(cfg).__name__}")
 
 
@@ -85,6 +104,7 @@ def choose_listener(
     state: ProcessState,
     clock: Clock,
     metrics: EventMetrics,
+    channel: AgentChannel | None = None,
 ) -> MainListener:
     """The one place that maps the config to the main listener's kind (config.py guarantees
     exactly one is configured). TLS kinds count connections from accept."""
@@ -125,7 +145,49 @@ def choose_listener(
             timeouts=timeouts,
             metrics=metrics,
         )
+    if config.serving_svid is not None:  # gRPC and spiffe are imported only in this mode
+        return svid_listener(config, main_server(cap), timeouts, state, clock, cap, channel)
     raise StartupError("no listener configured")
+
+
+def svid_listener(
+    config: Config,
+    server: web.Server,
+    timeouts: Timeouts,
+    state: ProcessState,
+    clock: Clock,
+    cap: ConnectionCap,
+    channel: AgentChannel | None,
+) -> MainListener:
+    """``serving_svid``: the X.509-SVID stream (on the shared agent channel when there is one)
+    feeding the TLS listener's context."""
+    from spire_oidc.http.svid_tls import SvidListener
+    from spire_oidc.sources.serving_svid import ServingSvidStream
+
+    svid = config.serving_svid
+    if svid is None:
+        raise StartupError("serving_svid is not configured")
+    source = config.source
+    retry = source.poll_interval if isinstance(source, WorkloadAPIConfig) else 10.0
+    stream = ServingSvidStream(
+        svid.socket_path,
+        spiffe_id=svid.spiffe_id,
+        clock=clock,
+        max_retry_interval=retry,
+        channel=channel,
+    )
+    return SvidListener(
+        stream.run,
+        addr=svid.addr,
+        host=svid.host,
+        port=svid.port,
+        socket_path=svid.socket_path,
+        state=state,
+        server=server,
+        timeouts=timeouts,
+        cap=cap,
+        now=clock.now,
+    )
 
 
 def descriptor_budget(config: Config) -> int:

@@ -28,6 +28,7 @@ from aiohttp import web
 from spire_oidc._compat import reopen_file_handler
 from spire_oidc.assembly import (
     Work,
+    agent_channel,
     choose_listener,
     descriptor_budget,
     health_listener,
@@ -158,7 +159,8 @@ async def start(
     state = ProcessState()
     store = KeyStore(set_key_use=config.set_key_use, clock=clock)
     restored_at = restore_state(config, store, clock)
-    source = make_source(config.source, clock)
+    channel = agent_channel(config)  # one agent connection for keys and the serving SVID
+    source = make_source(config.source, clock, channel)
     handler = provider_handler(config, store)
     prom = provider_metrics(config, store, clock, source, handler)
     events: EventMetrics = prom if prom is not None else NullMetrics()
@@ -176,7 +178,7 @@ async def start(
                 handler, timeouts=timeouts, cap=cap, observer=prom, log_requests=config.log_requests
             )
 
-        main = choose_listener(config, main_server, timeouts, state, clock, events)
+        main = choose_listener(config, main_server, timeouts, state, clock, events, channel)
         stack.push_async_callback(main.stop)  # closed first: stop accepting, drain
         listeners: list[Listener] = [main] if health is None else [main, health]
         for listener in listeners:  # 1. bind everything; nothing is served yet

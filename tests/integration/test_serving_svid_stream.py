@@ -242,3 +242,50 @@ async def test_permission_denied_is_explained(sock_dir: Path) -> None:
                 what="denied",
             )
             assert "registration entry" in state.waiting[WAITING_KEY]
+
+
+async def test_one_agent_channel_for_keys_and_svid(sock_dir: Path) -> None:
+    """With the Workload API source and serving_svid on one socket, both streams ride one
+    channel; after an agent restart both recover on one fresh channel."""
+    from spire_oidc.config.model import WorkloadAPIConfig
+    from spire_oidc.sources.agent_channel import AgentChannel
+    from spire_oidc.sources.workload_api import WorkloadAPISource
+    from tests.fakes.sink import RecordingSink
+    from tests.keyfactory import bundle_bytes, ec_key, public_jwk
+
+    ca = SvidCA()
+    async with FakeAgent(sock_dir / "agent.sock") as agent:
+        agent.set_jwks("spiffe://example.org", bundle_bytes([public_jwk("k1", ec_key())]))
+        agent.set_svids([ca.issue(ID, dns=[DNS])])
+        channel = AgentChannel(agent.socket_path)
+        keys = WorkloadAPISource(
+            WorkloadAPIConfig(
+                socket_path=agent.socket_path, trust_domain="example.org", poll_interval=0.2
+            ),
+            clock=SystemClock(),
+            channel=channel,
+        )
+        sink = RecordingSink()
+        ctx = SvidContext(ProcessState())
+        stream = ServingSvidStream(
+            agent.socket_path,
+            spiffe_id=ID,
+            clock=SystemClock(),
+            max_retry_interval=0.2,
+            channel=channel,
+        )
+        tasks = [asyncio.create_task(keys.run(sink)), asyncio.create_task(stream.run(ctx))]
+        try:
+            await wait_until(lambda: sink.current is not None and ctx.swaps == 1, what="both")
+            assert channel.created == 1
+            await agent.restart()
+            agent.set_svids([ca.issue(ID, dns=[DNS])])
+            await wait_until(lambda: ctx.swaps == 2, within=10, what="SVID after restart")
+            await wait_until(lambda: agent.open_streams == 1, within=10, what="keys stream back")
+            assert channel.created == 2
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task

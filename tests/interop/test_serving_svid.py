@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import shutil
 import signal
 import socket
 import ssl
@@ -19,7 +21,7 @@ import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +29,7 @@ import pytest
 from cryptography import x509
 
 from tests.fakes.fake_svid import FakeAgent, SvidCA, serial_of
-from tests.fakes.sink import wait_until
+from tests.fakes.sink import short_socket_dir, wait_until
 from tests.interop.harness import (
     EXE,
     Case,
@@ -41,6 +43,16 @@ from tests.interop.harness import (
 from tests.keyfactory import bundle_bytes, ec_key, public_jwk
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def sock_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory short enough for the agent's unix socket path (removed afterwards)."""
+    d = short_socket_dir(tmp_path)
+    yield d
+    if d != tmp_path:
+        shutil.rmtree(d, ignore_errors=True)
+
 
 TD = "spiffe://example.org"
 ID = "spiffe://example.org/oidc-provider"
@@ -158,7 +170,7 @@ async def test_relying_parties_verify_through_the_svid_listener(
         )
         assert got == ""
         reason = node_available()
-        if reason and not __import__("os").environ.get("CI"):
+        if reason and not os.environ.get("CI"):
             pytest.skip(reason)
         assert not reason, reason
         results = await asyncio.to_thread(

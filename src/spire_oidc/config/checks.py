@@ -362,6 +362,10 @@ class Checks:
         if scf is not None:
             block = self.root.block("serving_cert_file")
             listeners.append(("serving_cert_file.addr", scf.host, scf.port, block, "addr"))
+        svid = cfg.serving_svid
+        if svid is not None:
+            block = self.root.block("serving_svid")
+            listeners.append(("serving_svid.addr", svid.host, svid.port, block, "addr"))
         acme = cfg.acme
         if acme is not None:
             block = self.root.block("acme")

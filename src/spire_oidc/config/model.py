@@ -33,6 +33,7 @@ __all__ = [
     "HealthChecksConfig",
     "ServerAPIConfig",
     "ServingCertFileConfig",
+    "ServingSvidConfig",
     "SourceConfig",
     "WorkloadAPIConfig",
     "effective_config",
@@ -140,6 +141,31 @@ class ServingCertFileConfig:
         duration=True,
         example="1m",
         doc="how often the files are re-read",
+    )
+
+
+@dataclass(frozen=True)
+class ServingSvidConfig:
+    """Ours: TLS with the provider's own X.509-SVID from the SPIRE agent (docs/deployment.md)."""
+
+    addr: str = key(  # as written, validated host:port
+        DEFAULT_SERVING_ADDR, kind=S, origin=OURS, doc="TLS listen address", example=":8443"
+    )
+    host: str = ""  # "" = all interfaces
+    port: int = 443
+    socket_path: str = key(  # resolved at load: workload_api.socket_path, SPIFFE_ENDPOINT_SOCKET
+        "",
+        kind=S,
+        origin=OURS,
+        doc="Workload API socket (default: workload_api.socket_path, else SPIFFE_ENDPOINT_SOCKET)",
+        example="/run/spire/agent-sockets/spire-agent.sock",
+    )
+    spiffe_id: str = key(  # "" = the agent's first (default) SVID
+        "",
+        kind=S,
+        origin=OURS,
+        doc="which SVID to serve when the agent returns several",
+        example="spiffe://example.org/oidc-provider",
     )
 
 
@@ -291,6 +317,9 @@ class Config:
         block=DiscoveryDocumentConfig,
         factory=DiscoveryDocumentConfig,
         doc="discovery document variants",
+    )
+    serving_svid: ServingSvidConfig | None = key(
+        None, kind=BLK, origin=OURS, block=ServingSvidConfig, doc="TLS from the provider's SVID"
     )
     path: str = ""  # the file it was read from
     warnings: tuple[str, ...] = field(default=(), compare=False)

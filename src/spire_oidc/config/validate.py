@@ -39,6 +39,7 @@ from spire_oidc.config.model import (
     WorkloadAPIConfig,
 )
 from spire_oidc.config.schema import REGISTRATION_API, hint_for
+from spire_oidc.config.serving_svid import read_serving_svid
 from spire_oidc.errors import ConfigError
 
 # SPIRE's text (config.go, a past version: it says jwks_url and "will be changed in 1.13.0"),
@@ -87,8 +88,9 @@ class _Validator(Checks):
                     email=self.require(acme, "email", "acme"),
                 ),
             )
-        # 4. serving_cert_file
+        # 4. serving_cert_file (and ours: serving_svid)
         serving = self.serving_cert_file()
+        svid = read_serving_svid(self)
         # 5-7. sources
         server_api, legacy = root.block("server_api"), False
         workload, file_ = root.block("workload_api"), root.block("file")
@@ -124,7 +126,8 @@ class _Validator(Checks):
                 live_path=health.text("live_path") or "/live",
             )
         # 9. validateOS
-        self._listeners(acme is not None, serving is not None)
+        self._listeners(acme is not None, serving is not None, svid is not None)
+        self._svid_listener(svid is not None, acme is not None, serving is not None)
         if server_api is not None:
             if legacy:
                 self.require(server_api, "socket_path", "registration_api")
@@ -202,6 +205,7 @@ class _Validator(Checks):
             trusted_proxies=self.trusted_proxies(),
             max_connections=self.max_connections(),
             discovery_document=self.discovery_document(),
+            serving_svid=svid,
             path=self.path,
             warnings=tuple(self.warnings),
         )
@@ -265,13 +269,13 @@ class _Validator(Checks):
         )
         return section
 
-    def _listeners(self, acme: bool, serving: bool) -> None:
+    def _listeners(self, acme: bool, serving: bool, svid: bool = False) -> None:
         root = self.root
         insecure = bool(root.text("insecure_addr"))
         socket_ = bool(root.text("listen_socket_path"))
         checks = (
             (
-                not (acme or serving or insecure or socket_),
+                not (acme or serving or insecure or socket_ or svid),
                 "either acme, serving_cert_file, insecure_addr or listen_socket_path must be "
                 "configured",
             ),
@@ -288,6 +292,23 @@ class _Validator(Checks):
         for failed, message in checks:
             if failed:
                 raise self.error(message)
+
+    def _svid_listener(self, svid: bool, acme: bool, serving: bool) -> None:
+        """Ours: ``serving_svid`` is one more listener kind, exclusive with SPIRE's, worded as
+        SPIRE words its own listener conflicts. SPIRE's "must be configured" check above only
+        runs when none of the listeners is set: with serving_svid alone it passes here."""
+        root = self.root
+        others = (
+            ("acme", acme),
+            ("serving_cert_file", serving),
+            ("insecure_addr", bool(root.text("insecure_addr"))),
+            ("listen_socket_path", bool(root.text("listen_socket_path"))),
+        )
+        for name, present in others:
+            if svid and present:
+                raise self.error(
+                    f"serving_svid and {name} are mutually exclusive", root, "serving_svid"
+                )
 
     def _urls(self) -> None:
         root = self.root

@@ -11,3 +11,10 @@ class ProcessState:
 
     shutting_down: bool = False
     waiting: dict[str, str] = field(default_factory=dict)  # component -> what it waits for
+    # Components whose waiting entry makes ``ready`` false. ACME's does not (``ready`` keeps
+    # SPIRE's meaning there); the serving_svid listener's does: it has no certificate to serve.
+    blocking: set[str] = field(default_factory=set)
+
+    def blocked(self) -> bool:
+        """A blocking component is waiting."""
+        return any(component in self.waiting for component in self.blocking)

@@ -104,7 +104,7 @@ class HealthHandler:
         }
 
     def is_ready(self) -> bool:
-        if self._state.shutting_down or self._store.current is None:
+        if self._state.shutting_down or self._store.current is None or self._state.blocked():
             return False
         last = self._store.last_success
         return last is not None and self._clock.now() - last < self._threshold

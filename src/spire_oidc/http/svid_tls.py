@@ -1,4 +1,4 @@
-"""TLS from the provider's own X.509-SVID: the context the ``serving_svid`` listener serves.
+"""TLS from the provider's own X.509-SVID: the ``serving_svid`` listener and its context.
 
 The listener's context holds no certificate of its own. Its SNI callback (which OpenSSL calls
 for every ClientHello, with or without a server name) hands each new connection the context of
@@ -19,12 +19,18 @@ import os
 import ssl
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
+from aiohttp import web
 
-from spire_oidc.core.identity import ServingIdentity
+from spire_oidc.core.identity import IdentitySink, ServingIdentity
 from spire_oidc.core.state import ProcessState
+from spire_oidc.http.accept import CountedTlsSite
+from spire_oidc.http.connlimit import ConnectionCap
+from spire_oidc.http.listener_kinds import Description, Work, _Served
+from spire_oidc.http.listeners import bind_tcp
+from spire_oidc.http.timeouts import Timeouts
 from spire_oidc.http.tls import server_context
 
 log = structlog.get_logger(__name__)
@@ -72,6 +78,7 @@ class SvidContext:
         self.context = server_context()
         self.context.sni_callback = self._select
         self.swaps = 0  # SVIDs put in service (tests and metrics read it)
+        state.blocking.add(WAITING_KEY)  # no valid SVID: not ready (nothing to serve TLS with)
         self._update_waiting()
 
     @property
@@ -138,3 +145,60 @@ class SvidContext:
         while True:
             await asyncio.sleep(every)
             self.refresh()
+
+
+class SvidListener(_Served):
+    """``serving_svid``: TLS with the provider's own X.509-SVID. Connections count against the
+    cap from accept (:class:`CountedTlsSite`); the SVID stream itself is background work handed
+    in by the composition root (gRPC stays out of the HTTP layer)."""
+
+    def __init__(
+        self,
+        stream: Callable[[IdentitySink], Awaitable[None]],
+        *,
+        addr: str,
+        host: str,
+        port: int,
+        socket_path: str,
+        state: ProcessState,
+        server: web.Server,
+        timeouts: Timeouts,
+        cap: ConnectionCap,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(server, timeouts=timeouts, cap=cap)
+        self.svid = SvidContext(state, now=now)
+        self._stream = stream
+        self._addr, self._host, self._port = addr, host, port
+        self._socket_path = socket_path
+        self.sites: list[CountedTlsSite] = []
+
+    def bind(self) -> None:
+        self.socks = bind_tcp(self._addr, host=self._host or None, port=self._port)
+
+    async def start(self) -> None:
+        self._started = True
+        await self.runner.setup()
+        for sock in self.socks:
+            site = CountedTlsSite(
+                self.runner,
+                sock,
+                context=self.svid.context,
+                cap=self.cap,
+                handshake_timeout=self.timeouts.handshake,
+            )
+            await site.start()
+            self.sites.append(site)
+
+    def background(self) -> Sequence[Work]:
+        svid = self.svid
+        return (
+            ("serving_svid_stream", lambda: self._stream(svid)),
+            ("serving_svid_expiry", svid.watch_expiry),
+        )
+
+    def describe(self) -> Description:
+        return Description(
+            "serving_https_svid",
+            {"address": self.addresses, "socket_path": self._socket_path},
+        )

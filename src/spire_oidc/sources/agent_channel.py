@@ -10,7 +10,9 @@ channel, and the other stream, alone. This module imports gRPC: import it only w
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 import grpc.aio
@@ -22,17 +24,29 @@ RETIRE_ON = frozenset({grpc.StatusCode.UNAVAILABLE})
 class AgentChannel:
     """A lazily opened ``grpc.aio`` channel to ``unix://<socket_path>``, renewed when broken."""
 
-    def __init__(self, socket_path: str, *, options: tuple[tuple[str, int], ...] = ()) -> None:
+    def __init__(self, socket_path: str, *, options: Sequence[tuple[str, int]] = ()) -> None:
         self.socket_path = os.path.abspath(socket_path)
         self.target = "unix://" + self.socket_path
-        self._options = options
+        self._options = list(options)
         self._channel: grpc.aio.Channel | None = None
+        self._users = 0
         self.created = 0  # channels opened so far (tests read it)
+
+    @contextlib.asynccontextmanager
+    async def user(self) -> AsyncIterator[AgentChannel]:
+        """One stream's use of the channel; the last user to leave closes it."""
+        self._users += 1
+        try:
+            yield self
+        finally:
+            self._users -= 1
+            if self._users == 0:
+                await self.close()
 
     def get(self) -> grpc.aio.Channel:
         """The current channel, opened if there is none."""
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self.target, options=list(self._options))
+            self._channel = grpc.aio.insecure_channel(self.target, options=self._options)
             self.created += 1
         return self._channel
 

@@ -115,7 +115,6 @@ class ServingSvidStream:
     ) -> None:
         self._socket_path = os.path.abspath(socket_path)
         # Shared with the JWT bundle source when both use this socket (one agent connection).
-        self._owns_channel = channel is None
         self._channel = channel if channel is not None else AgentChannel(self._socket_path)
         self._spiffe_id = spiffe_id
         self._clock = clock
@@ -132,7 +131,7 @@ class ServingSvidStream:
             socket_path=self._socket_path,
             spiffe_id=self._spiffe_id or "(the agent's default)",
         )
-        try:
+        async with self._channel.user():
             while True:
                 try:
                     if await self._stream_once(sink):
@@ -141,9 +140,6 @@ class ServingSvidStream:
                     log.exception("serving_svid_stream_crashed", socket_path=self._socket_path)
                     self._problem(sink, f"internal error: {exc}")
                 await self._clock.sleep(self._backoff.next_delay())
-        finally:
-            if self._owns_channel:
-                await self._channel.close()
 
     async def _stream_once(self, sink: IdentitySink) -> bool:
         if not os.path.exists(self._socket_path):  # noqa: ASYNC240 - a local stat(2)

@@ -65,6 +65,7 @@ from spire_oidc.core.clock import Clock
 from spire_oidc.core.keys import JWT_SVID_USES, KeySet, parse_jwks
 from spire_oidc.core.limits import LIMITS, KeyLimits
 from spire_oidc.errors import ConfigError, SourceError
+from spire_oidc.sources.agent_channel import AgentChannel
 from spire_oidc.sources.base import KeySink
 
 log = structlog.get_logger(__name__)
@@ -113,6 +114,7 @@ class WorkloadAPISource:
         clock: Clock,
         rng: random.Random | None = None,
         initial_backoff: float = INITIAL_BACKOFF,
+        channel: AgentChannel | None = None,
     ) -> None:
         try:
             self._trust_domain = TrustDomain(config.trust_domain)
@@ -125,6 +127,12 @@ class WorkloadAPISource:
         self._clock = clock
         self._socket_path = os.path.abspath(config.socket_path)
         self._target = "unix://" + self._socket_path
+        # Shared with the serving_svid listener when it uses the same agent socket; a channel of
+        # its own otherwise, which is renewed after every failure (see the module docstring).
+        self._shared = channel is not None
+        self._channel = channel or AgentChannel(
+            self._socket_path, options=self.limits.grpc_options()
+        )
         self._backoff = reconnect_backoff(
             config.poll_interval, initial=initial_backoff, rng=rng or random.Random()
         )
@@ -156,23 +164,27 @@ class WorkloadAPISource:
             max_retry_interval=self.poll_interval,
         )
         try:
-            while True:
-                try:
-                    if await self._stream_once(sink):
-                        self._backoff.reset()
-                except Exception as exc:  # a bug must not end the stream loop: log, retry
-                    log.exception("workload_api_stream_crashed", socket_path=self._socket_path)
-                    self._set_streaming(sink, False)
-                    sink.report_error(f"workload api stream: internal error: {exc}")
-                delay = self._backoff.next_delay()
-                log.debug(
-                    "workload_api_retry_scheduled",
-                    delay=round(delay, 3),
-                    attempt=self._backoff.attempt,
-                )
-                await self._clock.sleep(delay)
+            async with self._channel.user():
+                await self._stream_forever(sink)
         finally:
             self._set_streaming(sink, False)
+
+    async def _stream_forever(self, sink: KeySink) -> None:
+        while True:
+            try:
+                if await self._stream_once(sink):
+                    self._backoff.reset()
+            except Exception as exc:  # a bug must not end the stream loop: log, retry
+                log.exception("workload_api_stream_crashed", socket_path=self._socket_path)
+                self._set_streaming(sink, False)
+                sink.report_error(f"workload api stream: internal error: {exc}")
+            delay = self._backoff.next_delay()
+            log.debug(
+                "workload_api_retry_scheduled",
+                delay=round(delay, 3),
+                attempt=self._backoff.attempt,
+            )
+            await self._clock.sleep(delay)
 
     # -- one connection -----------------------------------------------------------------------
     async def _stream_once(self, sink: KeySink) -> bool:
@@ -189,7 +201,8 @@ class WorkloadAPISource:
             return False
         published = False
         received = False
-        channel = grpc.aio.insecure_channel(self._target, options=self.limits.grpc_options())
+        channel = self._channel.get()
+        code: grpc.StatusCode | None = None  # unless shared, the channel is renewed every time
         try:
             stub = workload_pb2_grpc.SpiffeWorkloadAPIStub(channel)  # type: ignore[no-untyped-call]
             fetch: FetchJWTBundles = stub.FetchJWTBundles
@@ -212,10 +225,14 @@ class WorkloadAPISource:
                     if await self._handle(message, sink):
                         published = True
             except grpc.aio.AioRpcError as exc:
+                if self._shared:
+                    code = exc.code()
                 self._rpc_failed(sink, exc, received=received)
                 return published
             finally:
                 call.cancel()
+            if self._shared:
+                code = grpc.StatusCode.OK
             self._fail(
                 sink,
                 "workload_api_stream_broken",
@@ -225,7 +242,9 @@ class WorkloadAPISource:
             )
             return published
         finally:
-            await channel.close()
+            if self._shared and code is None:  # no status: cancelled (shutdown) or a bug
+                code = grpc.StatusCode.OK
+            await self._channel.failed(channel, code)
 
     def _rpc_failed(self, sink: KeySink, exc: grpc.aio.AioRpcError, *, received: bool) -> None:
         code = exc.code()
