@@ -143,7 +143,10 @@ def test_no_private_name_outside_compat() -> None:
     offenders = {}
     for root in (SRC, REPO / "tests", REPO / "bench", REPO / "scripts"):
         for path in sorted(root.rglob("*.py")):
-            if "node_modules" in path.parts or path == Path(__file__):
+            rel_parts = path.relative_to(root).parts  # skip node_modules and venvs (.venv*)
+            if "node_modules" in rel_parts or any(part.startswith(".") for part in rel_parts):
+                continue
+            if path == Path(__file__):
                 continue
             rel = path.relative_to(SRC if root == SRC else REPO).as_posix()
             if rel == "_compat.py" or rel.startswith(("_proto/", *_ALLOWED_ELSEWHERE)):

@@ -1017,6 +1017,7 @@ def test_effective_config_minimal() -> None:
             "signing_algs_from_keys": False,
             "claims_supported": None,
         },
+        "serving_svid": None,
     }
     assert list(out) == list(effective_config(parse('log_level = "debug"\n')))
     json.dumps(out)
@@ -1073,6 +1074,7 @@ def test_effective_config_full() -> None:
             "signing_algs_from_keys": False,
             "claims_supported": None,
         },
+        "serving_svid": None,
     }
 
 
