@@ -172,3 +172,15 @@ def test_plain_requests_are_accepted(loop: asyncio.AbstractEventLoop, head: byte
 def test_everything_else_is_handed_over(head: bytes) -> None:
     """Other versions, methods, targets, odd syntax and meaningful headers go to aiohttp."""
     assert classify(head) is None
+
+
+def test_classify_cached_matches_classify_and_stays_bounded() -> None:
+    """The memo returns exactly what classify returns, and never holds more than MEMO_SIZE heads
+    (hostile, ever-different heads cost a classify each, not memory)."""
+    from spire_oidc.http import route as route_module
+
+    heads = [f"GET /keys HTTP/1.1\r\nHost: h{i}.test\r\n\r\n".encode() for i in range(600)]
+    heads.append(b"POST /keys HTTP/1.1\r\nHost: a\r\n\r\n")
+    for head in heads + heads[:10]:
+        assert route_module.classify_cached(head) == route_module.classify(head)
+        assert len(route_module._memo) <= route_module.MEMO_SIZE

@@ -36,7 +36,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from spire_oidc.http.connlimit import ConnectionCap
 from spire_oidc.http.responses import GET, HEAD, ResponseTables
-from spire_oidc.http.route import MAX_HEAD, classify
+from spire_oidc.http.route import MAX_HEAD, classify_cached
 from spire_oidc.http.timeouts import Timeouts
 
 RequestLog = Callable[[str, str, int, str, str, float], None]  # method path status remote ua s
@@ -329,7 +329,7 @@ class FastPathProtocol(asyncio.BufferedProtocol):
                 self._hand_over(data[pos:])
                 return
             started = time.perf_counter() if timed else 0.0
-            route = classify(data[pos : end + 4])
+            route = classify_cached(data[pos : end + 4])
             kind = server.routes.get(route.target, 0) if route is not None else 0
             response: bytes | None = None
             if route is not None and kind:

@@ -15,7 +15,7 @@ changes what aiohttp or the full handler does (bodies, conditionals, ranges, for
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # A request head longer than this (or more header lines) goes to aiohttp, which applies its own
 # limits (8190-byte lines and fields, 128 headers) and answers 400/431 as it always did.
@@ -48,9 +48,8 @@ _SINGLETONS = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
-    """What the fast path needs from an accepted head."""
+class Route(NamedTuple):
+    """What the fast path needs from an accepted head (a tuple: cheap to build, immutable)."""
 
     head: bool  # HEAD (no body) rather than GET
     target: bytes  # the request target exactly as sent (origin form)
@@ -79,7 +78,7 @@ def classify(head: bytes) -> Route | None:
     host: bytes | None = None
     close = False
     user_agent: bytes | None = None
-    seen: set[bytes] = set()
+    seen: set[bytes] | None = None
     for header in lines:
         name, _, value = header.partition(b":")
         name = name.lower()
@@ -102,10 +101,32 @@ def classify(head: bytes) -> Route | None:
         elif name in _FALLBACK_HEADERS or name.startswith(_FALLBACK_PREFIXES):
             return None
         elif name in _SINGLETONS:
-            if name in seen:
+            if seen is None:
+                seen = set()
+            elif name in seen:
                 return None
             seen.add(name)
     if host is None:
         return None  # HTTP/1.1 needs Host: aiohttp and the full handler answer
-    agent = user_agent or b""
-    return Route(line.group(1) == b"HEAD", line.group(2), host, close, agent)
+    method, target = line.group(1, 2)
+    return Route(method == b"HEAD", target, host, close, user_agent or b"")
+
+
+# Relying parties repeat the same head on a connection (and across connections): the answer of
+# the pure function above is remembered for the most recent heads, so a repeated head costs one
+# dict lookup. Bounded: the memo is emptied when full, so hostile heads cost what classify costs.
+MEMO_SIZE = 256
+_memo: dict[bytes, Route | None] = {}
+
+
+def classify_cached(head: bytes) -> Route | None:
+    """:func:`classify`, remembered for up to ``MEMO_SIZE`` distinct heads."""
+    try:
+        return _memo[head]
+    except KeyError:
+        pass
+    route = classify(head)
+    if len(_memo) >= MEMO_SIZE:
+        _memo.clear()
+    _memo[head] = route
+    return route
