@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import os
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -146,6 +147,25 @@ class UnixListener(_Served):
         return Description("serving_http", {"network": "unix", "address": self.path})
 
 
+async def start_tls(listener: _Served, context: ssl.SSLContext) -> list[CountedTlsSite]:
+    """Serve ``listener``'s runner with TLS on its bound sockets, each connection counted
+    against its cap from accept (:class:`CountedTlsSite`)."""
+    listener._started = True
+    await listener.runner.setup()
+    sites = []
+    for sock in listener.socks:
+        site = CountedTlsSite(
+            listener.runner,
+            sock,
+            context=context,
+            cap=listener.cap,
+            handshake_timeout=listener.timeouts.handshake,
+        )
+        await site.start()
+        sites.append(site)
+    return sites
+
+
 class CertFileListener(_Served):
     """``serving_cert_file``: TLS from certificate files, reloaded when they change. Connections
     count against the cap from accept, through the handshake (:class:`CountedTlsSite`)."""
@@ -167,25 +187,13 @@ class CertFileListener(_Served):
         self.certs = CertFileReloader(cert_file_path, key_file_path, file_sync_interval)
         self.reloader = self.certs
         self._addr, self._host, self._port = addr, host, port
-        self.sites: list[CountedTlsSite] = []
 
     def bind(self) -> None:
         self.certs.load_initial()
         self.socks = bind_tcp(self._addr, host=self._host or None, port=self._port)
 
     async def start(self) -> None:
-        self._started = True
-        await self.runner.setup()
-        for sock in self.socks:
-            site = CountedTlsSite(
-                self.runner,
-                sock,
-                context=self.certs.context,
-                cap=self.cap,
-                handshake_timeout=self.timeouts.handshake,
-            )
-            await site.start()
-            self.sites.append(site)
+        await start_tls(self, self.certs.context)
 
     def background(self) -> Sequence[Work]:
         return (("certificate_watch", self.certs.run),)

@@ -26,9 +26,8 @@ from aiohttp import web
 
 from spire_oidc.core.identity import IdentitySink, ServingIdentity
 from spire_oidc.core.state import ProcessState
-from spire_oidc.http.accept import CountedTlsSite
 from spire_oidc.http.connlimit import ConnectionCap
-from spire_oidc.http.listener_kinds import Description, Work, _Served
+from spire_oidc.http.listener_kinds import Description, Work, _Served, start_tls
 from spire_oidc.http.listeners import bind_tcp
 from spire_oidc.http.timeouts import Timeouts
 from spire_oidc.http.tls import server_context
@@ -171,24 +170,12 @@ class SvidListener(_Served):
         self._stream = stream
         self._addr, self._host, self._port = addr, host, port
         self._socket_path = socket_path
-        self.sites: list[CountedTlsSite] = []
 
     def bind(self) -> None:
         self.socks = bind_tcp(self._addr, host=self._host or None, port=self._port)
 
     async def start(self) -> None:
-        self._started = True
-        await self.runner.setup()
-        for sock in self.socks:
-            site = CountedTlsSite(
-                self.runner,
-                sock,
-                context=self.svid.context,
-                cap=self.cap,
-                handshake_timeout=self.timeouts.handshake,
-            )
-            await site.start()
-            self.sites.append(site)
+        await start_tls(self, self.svid.context)
 
     def background(self) -> Sequence[Work]:
         svid = self.svid
