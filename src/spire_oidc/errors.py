@@ -9,7 +9,7 @@
     │   │                         as a ConfigError that names file and key (also a ValueError)
     │   ├── DomainError           config/domains.py: a domain name or trust domain
     │   ├── DurationError         config/gocompat.py: a Go duration
-    │   ├── GoURLError            config/gocompat.py: a URL, as Go's url.Parse
+    │   ├── GoURLError            config/gourl.py: a URL, as Go's url.Parse
     │   └── GoAddrError           config/gocompat.py: a listen address, as Go's net package
     ├── FlagError                 config/goflag.py: a command-line flag (Go's flag package text)
     ├── StartupError              the provider cannot start (bind failure, bad certificate, ...)

@@ -24,6 +24,7 @@ from spire_oidc.config.gocompat import (
     resolve_tcp_addr,
     split_listen_addr,
 )
+from spire_oidc.config.gonet import listen_overlap
 from spire_oidc.config.hcl import Kind, Section
 from spire_oidc.config.model import (
     ACME_CHALLENGE_TYPES,
@@ -382,7 +383,7 @@ class Checks:
             )
         for i, (key_b, host_b, port_b, section, name) in enumerate(listeners):
             for key_a, host_a, port_a, _, _ in listeners[:i]:
-                if port_a == port_b != 0 and _overlap(host_a, host_b):
+                if port_a == port_b != 0 and listen_overlap(host_a, host_b):
                     shown = f"[{host_b}]" if ":" in host_b else host_b
                     raise self.error(
                         f"listen tcp {shown}:{port_b}: bind: address already in use ({key_a} "
@@ -390,12 +391,3 @@ class Checks:
                         section,
                         name,
                     )
-
-
-_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
-
-
-def _overlap(a: str, b: str) -> bool:
-    """Whether binding hosts ``a`` and ``b`` (as configured; "" = every interface) can clash."""
-    a, b = a.strip("[]").lower(), b.strip("[]").lower()
-    return not a or not b or a == b or (a in _LOOPBACK and b in _LOOPBACK)

@@ -17,7 +17,7 @@ import threading
 
 from spire_oidc.errors import ConfigValueError
 
-__all__ = ["GoAddrError", "resolve_tcp_addr", "split_listen_addr"]
+__all__ = ["GoAddrError", "listen_overlap", "resolve_tcp_addr", "split_listen_addr"]
 
 # ---------------------------------------------------------------------------------------------
 # net.ResolveTCPAddr("tcp", addr), for serving_cert_file.addr.
@@ -153,3 +153,12 @@ def split_listen_addr(addr: str) -> tuple[str, int]:
     """(host as written, port) of a ``net.Listen("tcp", addr)`` address, host not resolved."""
     host, service = _split_host_port(addr)
     return host, _lookup_port(service)
+
+
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def listen_overlap(a: str, b: str) -> bool:
+    """Whether binding hosts ``a`` and ``b`` (as configured; "" = every interface) can clash."""
+    a, b = a.strip("[]").lower(), b.strip("[]").lower()
+    return not a or not b or a == b or (a in _LOOPBACK and b in _LOOPBACK)
