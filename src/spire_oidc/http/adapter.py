@@ -16,9 +16,9 @@ handed over keeps its deadline until aiohttp dispatches its first request (so tr
 cannot double the timeout), and a connection still writing to a slow reader is never cut.
 Shutdown closes idle connections at once and waits (up to the grace) for responses being written.
 
-Private aiohttp names used here (tests/unit/test_adapter_compat.py fails loudly when one goes):
-``RequestHandler`` and its ``_messages``/``_waiter``, ``Server._loop``/``_kwargs``,
-``StreamResponse._prepare_headers``/``_write_headers``/``_headers``/``_req``/
+Private aiohttp names used (tests/unit/test_adapter_compat.py fails loudly when one goes):
+``RequestHandler`` and its ``_messages``/``_waiter``, ``Server._loop``/``_kwargs``, and
+``StreamResponse``'s ``_prepare_headers``/``_write_headers``/``_headers``/``_req``/
 ``_payload_writer``/``_send_headers_immediately``.
 """
 
@@ -35,6 +35,7 @@ from aiohttp.http import HttpVersion10, HttpVersion11
 from aiohttp.web_protocol import RequestHandler
 
 from spire_oidc.http.connlimit import ConnectionCap
+from spire_oidc.http.proxies import peer_address
 from spire_oidc.http.responses import GET, HEAD, ResponseTables
 from spire_oidc.http.route import MAX_HEAD, classify_cached
 from spire_oidc.http.timeouts import Timeouts
@@ -45,8 +46,7 @@ FullHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 READ_BUFFER = 64 * 1024
 SWEEP_FRACTION = 0.1  # idle connections close between 1.0x and 1.1x the timeout
-KEYS = 1  # route kinds (build_main_server maps the configured routes to them)
-DISCOVERY = 2
+KEYS, DISCOVERY = 1, 2  # route kinds (build_main_server maps the configured routes to them)
 
 
 class Response(web.Response):
@@ -114,10 +114,8 @@ class ProviderRequestHandler(RequestHandler):
         return True
 
     def _settle_half_close(self) -> None:
-        if self.transport is None:
-            return
-        if self._messages:
-            return  # FullServer._dispatch closes after the last queued request
+        if self.transport is None or self._messages:
+            return  # gone, or FullServer._dispatch closes after the last queued request
         if self._waiter is not None:
             self.force_close()  # idle, or an incomplete head that can never complete
         else:
@@ -364,7 +362,7 @@ class FastPathProtocol(asyncio.BufferedProtocol):
             server.observe(path, 200, seconds)
         if server.request_log is not None:
             if self._remote is None:
-                self._remote = _remote(self._transport)
+                self._remote = peer_address(self._transport)
             agent = user_agent.decode("latin-1")
             server.request_log(method, path, 200, self._remote, agent, seconds)
 
@@ -400,11 +398,3 @@ class FastPathProtocol(asyncio.BufferedProtocol):
         self._server.draining.discard(self)
         if self._transport is not None:
             self._transport.abort()
-
-
-def _remote(transport: asyncio.BaseTransport | None) -> str:
-    """The peer as aiohttp's ``request.remote`` gives it (the address; '' on a unix socket)."""
-    peer = transport.get_extra_info("peername") if transport is not None else None
-    if isinstance(peer, (list, tuple)):
-        return str(peer[0])
-    return str(peer) if peer is not None else ""

@@ -8,6 +8,7 @@ headers are ignored, as if absent.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from collections.abc import Iterable
 
@@ -48,3 +49,11 @@ class ProxyTrust:
         if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
             addr = addr.ipv4_mapped
         return any(addr in net for net in self.networks)
+
+
+def peer_address(transport: asyncio.BaseTransport | None) -> str:
+    """The peer as aiohttp's ``request.remote`` gives it (the address; '' on a unix socket)."""
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    if isinstance(peer, (list, tuple)):
+        return str(peer[0])
+    return str(peer) if peer is not None else ""
