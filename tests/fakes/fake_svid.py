@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from spire_oidc._compat import workload_pb2
-from tests.fakes.fake_workload_api import HEADER, METHOD, SERVICE, FakeWorkloadAPI, _serialize
+from tests.fakes.fake_workload_api import FakeWorkloadAPI
 from tests.fakes.sink import wait_until
 
 X509_METHOD = "FetchX509SVID"
@@ -186,22 +186,15 @@ class FakeAgent(FakeWorkloadAPI):
         self._svid_streams: set[asyncio.Queue[object]] = set()
         self.x509_calls = 0
 
-    def _handler(self) -> grpc.GenericRpcHandler:
-        return grpc.method_handlers_generic_handler(
-            SERVICE,
-            {
-                METHOD: grpc.unary_stream_rpc_method_handler(
-                    self._fetch_jwt_bundles,
-                    request_deserializer=workload_pb2.JWTBundlesRequest.FromString,
-                    response_serializer=_serialize,
-                ),
-                X509_METHOD: grpc.unary_stream_rpc_method_handler(
-                    self._fetch_x509_svid,
-                    request_deserializer=workload_pb2.X509SVIDRequest.FromString,
-                    response_serializer=lambda m: m.SerializeToString(),
-                ),
-            },
-        )
+    def _methods(self) -> dict[str, grpc.RpcMethodHandler]:
+        return {
+            **super()._methods(),
+            X509_METHOD: grpc.unary_stream_rpc_method_handler(
+                self._fetch_x509_svid,
+                request_deserializer=workload_pb2.X509SVIDRequest.FromString,
+                response_serializer=lambda m: m.SerializeToString(),
+            ),
+        }
 
     def set_svids(self, svids: Sequence[workload_pb2.X509SVID] | None, *, push: bool = True) -> int:
         """Serve these SVIDs (None: none yet; new streams wait); pushed to open streams."""
@@ -231,14 +224,7 @@ class FakeAgent(FakeWorkloadAPI):
         context: grpc.aio.ServicerContext[object, object],
     ) -> None:
         self.x509_calls += 1
-        metadata = {k: v for k, v in context.invocation_metadata() or ()}
-        if self.check_header and metadata.get(HEADER) != "true":
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, "security header missing from request"
-            )
-        error = self._error
-        if error is not None:
-            await context.abort(error.code, error.details)
+        await self._admit(context)
         queue: asyncio.Queue[object] = asyncio.Queue()
         if self._svids is not None:
             queue.put_nowait(self._svids)

@@ -77,17 +77,30 @@ class FakeWorkloadAPI(UnixGrpcFake):
     def target(self) -> str:
         return "unix://" + self.socket_path
 
+    def _methods(self) -> dict[str, grpc.RpcMethodHandler]:
+        """The RPCs served (a subclass adds its own)."""
+        return {
+            METHOD: grpc.unary_stream_rpc_method_handler(
+                self._fetch_jwt_bundles,
+                request_deserializer=workload_pb2.JWTBundlesRequest.FromString,
+                response_serializer=_serialize,
+            )
+        }
+
     def _handler(self) -> grpc.GenericRpcHandler:
-        return grpc.method_handlers_generic_handler(
-            SERVICE,
-            {
-                METHOD: grpc.unary_stream_rpc_method_handler(
-                    self._fetch_jwt_bundles,
-                    request_deserializer=workload_pb2.JWTBundlesRequest.FromString,
-                    response_serializer=_serialize,
-                )
-            },
-        )
+        return grpc.method_handlers_generic_handler(SERVICE, self._methods())
+
+    async def _admit(self, context: grpc.aio.ServicerContext[object, object]) -> None:
+        """What the agent checks first on every call: the security header, then a failure the
+        test asked for (both abort the call)."""
+        metadata = {k: v for k, v in context.invocation_metadata() or ()}
+        if self.check_header and metadata.get(HEADER) != "true":
+            self.header_missing += 1
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "security header missing from request"
+            )
+        if self._error is not None:
+            await context.abort(self._error.code, self._error.details)
 
     async def stop(self, *, remove_socket: bool = True) -> None:
         """Kill the agent: every open stream is aborted. ``remove_socket=False`` leaves a stale
@@ -193,14 +206,7 @@ class FakeWorkloadAPI(UnixGrpcFake):
     ) -> None:
         self.calls += 1
         self.call_times.append(time.monotonic())
-        metadata = {k: v for k, v in context.invocation_metadata() or ()}
-        if self.check_header and metadata.get(HEADER) != "true":
-            self.header_missing += 1
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, "security header missing from request"
-            )
-        if self._error is not None:
-            await context.abort(self._error.code, self._error.details)
+        await self._admit(context)
         queue: asyncio.Queue[object] = asyncio.Queue()
         if self._current is not None:
             queue.put_nowait(self._current)

@@ -226,14 +226,12 @@ class ProviderMetrics:
         info.add_metric([__version__], 1)
         yield info
 
-        requests = CounterMetricFamily(
+        yield _by_code(
             f"{PREFIX}_http_requests",
             "Requests answered on the main listener, by route and status code.",
-            labels=["route", "code"],
+            "route",
+            self._requests,
         )
-        for (route, status), count in sorted(self._requests.items()):
-            requests.add_metric([route, str(status)], count)
-        yield requests
 
         latency = HistogramMetricFamily(
             f"{PREFIX}_http_request_duration_seconds",
@@ -248,14 +246,12 @@ class ProviderMetrics:
             latency.add_metric([route], buckets, hist.total)
         yield latency
 
-        health_requests = CounterMetricFamily(
+        yield _by_code(
             f"{PREFIX}_health_requests",
             "Requests answered on the health listener (ready, live, metrics), by path and code.",
-            labels=["path", "code"],
+            "path",
+            self._health_requests,
         )
-        for (path, status), count in sorted(self._health_requests.items()):
-            health_requests.add_metric([path, str(status)], count)
-        yield health_requests
 
         yield GaugeMetricFamily(
             f"{PREFIX}_keys_served",
@@ -348,3 +344,13 @@ class ProviderMetrics:
         for (domain, reason), count in failures:
             acme_failures.add_metric([domain, reason], count)
         yield acme_failures
+
+
+def _by_code(name: str, doc: str, label: str, counts: dict[tuple[str, int], int]) -> Metric:
+    """A request counter labelled by ``label`` (route or path) and status code."""
+    from prometheus_client.core import CounterMetricFamily
+
+    family = CounterMetricFamily(name, doc, labels=[label, "code"])
+    for (value, status), count in sorted(counts.items()):
+        family.add_metric([value, str(status)], count)
+    return family
