@@ -10,7 +10,8 @@
     │   ├── DomainError           config/domains.py: a domain name or trust domain
     │   ├── DurationError         config/gocompat.py: a Go duration
     │   ├── GoURLError            config/gourl.py: a URL, as Go's url.Parse
-    │   └── GoAddrError           config/gocompat.py: a listen address, as Go's net package
+    │   ├── GoAddrError           config/gocompat.py: a listen address, as Go's net package
+    │   └── StorageURLError       config/storage_url.py: an acme.storage or publish.url value
     ├── FlagError                 config/goflag.py: a command-line flag (Go's flag package text)
     ├── StartupError              the provider cannot start (bind failure, bad certificate, ...)
     │   └── UnsafePathError       core/private_paths.py: a state or cache path another user could
@@ -27,6 +28,10 @@
     │                             (also a ValueError)
     ├── WorkerStopped             acme/worker.py: a request reached the stopped ACME worker
     │                             (also a RuntimeError)
+    ├── StorageError              storage/base.py: an object-store request failed (``reason``
+    │   │                         from a fixed vocabulary, for metrics)
+    │   └── PreconditionFailed    a conditional write lost (CREATE on an existing object, or
+    │                             IfMatch on a changed one)
     ├── TokenError                doctor/jws.py: a token given to ``doctor`` is not a compact JWS
     │                             (also a ValueError)
     └── DemoError                 demo.py: the demo directory cannot be used as asked

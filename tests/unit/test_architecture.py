@@ -27,9 +27,22 @@ ALLOWED: dict[str, set[str]] = {
     "logs": {"errors", "_compat", "config"},
     "http": {"errors", "_compat", "core", "config", "logs"},
     "sources": {"errors", "_compat", "core", "config", "logs", "_proto"},
-    "acme": {"errors", "_compat", "core", "config", "http"},
+    "storage": {"errors", "_compat", "core", "config"},
+    "publish": {"errors", "_compat", "core", "config", "storage"},
+    "acme": {"errors", "_compat", "core", "config", "http", "storage"},
     "doctor": {"errors", "_compat", "core", "config", "http"},
-    "assembly": {"errors", "_compat", "core", "config", "logs", "http", "sources", "acme"},
+    "assembly": {
+        "errors",
+        "_compat",
+        "core",
+        "config",
+        "logs",
+        "http",
+        "sources",
+        "acme",
+        "storage",
+        "publish",
+    },
     "daemon": {
         "errors",
         "_compat",
@@ -39,6 +52,8 @@ ALLOWED: dict[str, set[str]] = {
         "http",
         "sources",
         "acme",
+        "storage",
+        "publish",
         "assembly",
     },
     "demo": {"errors", "core", "config"},
@@ -52,6 +67,8 @@ THIRD_PARTY_FORBIDDEN: dict[str, tuple[str, ...]] = {
     "config": (*FORBIDDEN, "aiohttp"),
     "sources": ("aiohttp", "acme", "josepy"),
     "acme": ("grpc", "spiffe", "google.protobuf", "spire_oidc._proto"),
+    "storage": (*FORBIDDEN, "aiohttp"),
+    "publish": (*FORBIDDEN, "aiohttp"),
 }
 
 
