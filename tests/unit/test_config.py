@@ -1018,6 +1018,8 @@ def test_effective_config_minimal() -> None:
             "claims_supported": None,
         },
         "serving_svid": None,
+        "publish": None,
+        "cache_control": None,
     }
     assert list(out) == list(effective_config(parse('log_level = "debug"\n')))
     json.dumps(out)
@@ -1075,6 +1077,8 @@ def test_effective_config_full() -> None:
             "claims_supported": None,
         },
         "serving_svid": None,
+        "publish": None,
+        "cache_control": None,
     }
 
 

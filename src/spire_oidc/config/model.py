@@ -27,10 +27,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AcmeConfig",
+    "CacheControlConfig",
     "Config",
     "DiscoveryDocumentConfig",
     "FileConfig",
     "HealthChecksConfig",
+    "PublishConfig",
     "ServerAPIConfig",
     "ServingCertFileConfig",
     "ServingSvidConfig",
@@ -233,6 +235,35 @@ class DiscoveryDocumentConfig:
 
 
 @dataclass(frozen=True)
+class PublishConfig:
+    """Ours: publish the documents to object storage on every key change (docs/deployment.md)."""
+
+    url: str = key(
+        kind=S,
+        origin=OURS,
+        doc="where to publish: s3://, az://, gs:// or file:// (required)",
+        example="s3://bucket/prefix",
+    )
+
+
+@dataclass(frozen=True)
+class CacheControlConfig:
+    """Ours: Cache-Control of both documents; an unset key keeps the default (SPIRE's headers
+    on the listener, ``public, max-age=300`` on published objects)."""
+
+    keys: str | None = key(  # None = not set
+        None, kind=S, origin=OURS, doc="Cache-Control of the JWKS", example="public, max-age=300"
+    )
+    discovery: str | None = key(
+        None,
+        kind=S,
+        origin=OURS,
+        doc="Cache-Control of the discovery document",
+        example="public, max-age=3600",
+    )
+
+
+@dataclass(frozen=True)
 class RegistrationAPIConfig:
     """The removed ``registration_api`` block (SPIRE v1.1.0): read only as a legacy source."""
 
@@ -320,6 +351,12 @@ class Config:
     )
     serving_svid: ServingSvidConfig | None = key(
         None, kind=BLK, origin=OURS, block=ServingSvidConfig, doc="TLS from the provider's SVID"
+    )
+    publish: PublishConfig | None = key(
+        None, kind=BLK, origin=OURS, block=PublishConfig, doc="publish to object storage"
+    )
+    cache_control: CacheControlConfig | None = key(
+        None, kind=BLK, origin=OURS, block=CacheControlConfig, doc="Cache-Control headers"
     )
     path: str = ""  # the file it was read from
     warnings: tuple[str, ...] = field(default=(), compare=False)

@@ -38,6 +38,7 @@ from spire_oidc.config.model import (
     SourceConfig,
     WorkloadAPIConfig,
 )
+from spire_oidc.config.publish import publish_only, read_cache_control, read_publish
 from spire_oidc.config.schema import REGISTRATION_API, hint_for
 from spire_oidc.config.serving_svid import read_serving_svid
 from spire_oidc.errors import ConfigError
@@ -171,6 +172,9 @@ class _Validator(Checks):
             source = FileConfig(file_.text("path"), file_poll)
         # 11-13. jwt_issuer, jwks_uri, the warning
         self._urls()
+        # Ours: publication to object storage, and Cache-Control.
+        publish = read_publish(self)
+        cache_control = read_cache_control(self)
         # Start-up checks (SPIRE: logger, source, allowlist, health mux, listeners).
         log_level, log_format = self._logging()
         if workload is not None:
@@ -206,6 +210,8 @@ class _Validator(Checks):
             max_connections=self.max_connections(),
             discovery_document=self.discovery_document(),
             serving_svid=svid,
+            publish=publish,
+            cache_control=cache_control,
             path=self.path,
             warnings=tuple(self.warnings),
         )
@@ -275,7 +281,7 @@ class _Validator(Checks):
         socket_ = bool(root.text("listen_socket_path"))
         checks = (
             (
-                not (acme or serving or insecure or socket_ or svid),
+                not (acme or serving or insecure or socket_ or svid or publish_only(self)),
                 "either acme, serving_cert_file, insecure_addr or listen_socket_path must be "
                 "configured",
             ),
