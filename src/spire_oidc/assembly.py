@@ -40,6 +40,7 @@ from spire_oidc.http.listener_kinds import (
     UnixListener,
 )
 from spire_oidc.http.metrics import ProviderMetrics
+from spire_oidc.http.responses import SPIRE_CACHE, CachePolicy
 from spire_oidc.http.timeouts import Timeouts
 from spire_oidc.http.web import ProviderHandler, WebSettings
 from spire_oidc.sources.base import Source
@@ -237,6 +238,12 @@ def health_listener(
     )
 
 
+def listener_cache(config: Config) -> CachePolicy:
+    """The listener's caching headers: config ``cache_control``, else SPIRE's."""
+    cc = config.cache_control
+    return CachePolicy(keys=cc.keys, discovery=cc.discovery) if cc is not None else SPIRE_CACHE
+
+
 def provider_handler(config: Config, store: KeyStore) -> ProviderHandler:
     try:
         return ProviderHandler(
@@ -248,6 +255,7 @@ def provider_handler(config: Config, store: KeyStore) -> ProviderHandler:
                 jwks_uri=config.jwks_uri,
                 trusted_proxies=config.trusted_proxies,
                 discovery=discovery_options(config),
+                cache=listener_cache(config),
             ),
             store,
         )

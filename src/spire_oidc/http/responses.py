@@ -10,11 +10,18 @@ see a discovery document rendered for other keys than the ``/keys`` it would be 
 
 The fast path reads whole wire responses (status line, headers, body) from the same table; only
 their ``Date`` header changes, once per clock second.
+
+Caching headers come from a :class:`CachePolicy` (config ``cache_control``), fixed for the
+handler's life: unset, each document carries SPIRE's exact headers; set, ``/keys`` carries only
+``Cache-Control: <keys>`` (no ``Pragma``/``Expires``) and the discovery document gains
+``Cache-Control: <discovery>``. The same headers go on HEAD and on a ``/keys`` 304 (RFC 9110
+§15.4.5), and every header tuple is built once, never per request.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from spire_oidc.core.store import KeyStore, RenderedKeys
 
@@ -26,6 +33,9 @@ NO_CACHE = (
 )
 # The discovery document's headers, in the order they are sent (Content-Length and Date follow).
 DISCOVERY_HEADERS = (("Content-Type", "application/json"), ACAO)
+# A discovery placeholder rendered before the first key set must never be kept by a cache that
+# was told to keep the real document (sent only when ``cache_control.discovery`` is set).
+NOT_STORED = ("Cache-Control", "no-store")
 # Discovery documents kept per snapshot (only allowed hosts are ever added).
 MAX_DISCOVERY_VARIANTS = 256
 
@@ -45,8 +55,51 @@ def http_date(seconds: int) -> str:
     )
 
 
-def keys_headers(current: RenderedKeys) -> tuple[tuple[str, str], ...]:
+Headers = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class CachePolicy:
+    """The ``Cache-Control`` value of each document on the listener (config ``cache_control``);
+    None keeps SPIRE's headers for that document."""
+
+    keys: str | None = None
+    discovery: str | None = None
+
+    def discovery_headers(self) -> Headers:
+        """The discovery document's 200 headers (Content-Length and Date follow)."""
+        if self.discovery is None:
+            return DISCOVERY_HEADERS
+        return (*DISCOVERY_HEADERS, ("Cache-Control", self.discovery))
+
+    def placeholder_headers(self) -> Headers:
+        """The headers of a discovery document rendered before the first key set."""
+        if self.discovery is None:
+            return DISCOVERY_HEADERS
+        return (*DISCOVERY_HEADERS, NOT_STORED)
+
+    def range_error_headers(self) -> Headers:
+        """The caching headers of a ``/keys`` 416: Go drops Cache-Control from it but keeps
+        Expires and Pragma; with ``keys`` set there are none of SPIRE's to keep."""
+        if self.keys is None:
+            return (ACAO, NO_CACHE[2], NO_CACHE[1])
+        return (ACAO,)
+
+
+SPIRE_CACHE = CachePolicy()
+
+
+def keys_headers(current: RenderedKeys, policy: CachePolicy = SPIRE_CACHE) -> Headers:
     """The ``/keys`` 200 headers in the order they are sent (Content-Length and Date follow)."""
+    if policy.keys is not None:
+        return (
+            ("Accept-Ranges", "bytes"),
+            ACAO,
+            ("Cache-Control", policy.keys),
+            ("Content-Type", "application/json"),
+            ("ETag", current.etag),
+            ("Last-Modified", current.last_modified),
+        )
     return (
         ("Accept-Ranges", "bytes"),
         ACAO,
@@ -59,7 +112,15 @@ def keys_headers(current: RenderedKeys) -> tuple[tuple[str, str], ...]:
     )
 
 
-def _prefix(headers: tuple[tuple[str, str], ...], body: bytes) -> bytes:
+def not_modified_headers(current: RenderedKeys, policy: CachePolicy = SPIRE_CACHE) -> Headers:
+    """The ``/keys`` 304 headers: the 200's minus Accept-Ranges, Content-Type and Content-Length,
+    so the same caching headers as the 200 (Go's ServeContent; RFC 9110 §15.4.5)."""
+    return tuple(
+        h for h in keys_headers(current, policy) if h[0] not in ("Accept-Ranges", "Content-Type")
+    )
+
+
+def _prefix(headers: Headers, body: bytes) -> bytes:
     head = "HTTP/1.1 200 OK\r\n" + "".join(f"{name}: {value}\r\n" for name, value in headers)
     return (head + f"Content-Length: {len(body)}\r\n").encode("latin-1")
 
@@ -74,14 +135,33 @@ def _wire(prefix: bytes, body: bytes, date: bytes) -> list[bytes]:
 class ResponseTable:
     """Every 200 response for one key snapshot (``snapshot`` None: no keys yet)."""
 
-    __slots__ = ("_date", "_discovery", "_wire", "builds", "keys", "second", "snapshot")
+    __slots__ = (
+        "_date",
+        "_discovery",
+        "_wire",
+        "builds",
+        "discovery_headers",
+        "keys",
+        "policy",
+        "second",
+        "snapshot",
+    )
 
-    def __init__(self, snapshot: RenderedKeys | None) -> None:
+    def __init__(
+        self,
+        snapshot: RenderedKeys | None,
+        policy: CachePolicy = SPIRE_CACHE,
+        discovery_headers: Headers | None = None,
+    ) -> None:
         self.snapshot = snapshot
+        self.policy = policy
+        self.discovery_headers = (
+            discovery_headers if discovery_headers is not None else policy.discovery_headers()
+        )
         # The /keys 200 (headers, body); None when /keys answers 500 (no keys) or 501 (empty).
-        self.keys: tuple[tuple[tuple[str, str], ...], bytes] | None = None
+        self.keys: tuple[Headers, bytes] | None = None
         if snapshot is not None and not snapshot.empty:
-            self.keys = (keys_headers(snapshot), snapshot.body)
+            self.keys = (keys_headers(snapshot, policy), snapshot.body)
         self._discovery: dict[tuple[str, str], bytes] = {}
         # Whole wire responses for the current second: b"" -> /keys, (scheme, host) -> discovery.
         self._wire: dict[object, list[bytes]] = {}
@@ -128,7 +208,7 @@ class ResponseTable:
             body = self._discovery.get((scheme, text))
             if body is None:
                 return None
-            wire = _wire(_prefix(DISCOVERY_HEADERS, body), body, self._date)
+            wire = _wire(_prefix(self.discovery_headers, body), body, self._date)
             self._wire[key] = wire
             self.builds += 1
         return wire[variant]
@@ -142,11 +222,13 @@ class ResponseTable:
 class ResponseTables:
     """The table of the snapshot the store serves now; a new snapshot gets a new, empty table."""
 
-    __slots__ = ("_store", "_table", "built")
+    __slots__ = ("_discovery_headers", "_store", "_table", "built", "policy")
 
-    def __init__(self, store: KeyStore) -> None:
+    def __init__(self, store: KeyStore, policy: CachePolicy = SPIRE_CACHE) -> None:
         self._store = store
-        self._table = ResponseTable(store.current)
+        self.policy = policy
+        self._discovery_headers = policy.discovery_headers()
+        self._table = ResponseTable(store.current, policy, self._discovery_headers)
         self.built = 0  # wire response sets assembled in tables no longer current (a test reads)
 
     def current(self) -> ResponseTable:
@@ -181,5 +263,5 @@ class ResponseTables:
 
     def _swap(self, snapshot: RenderedKeys | None) -> ResponseTable:
         self.built += self._table.builds
-        table = self._table = ResponseTable(snapshot)
+        table = self._table = ResponseTable(snapshot, self.policy, self._discovery_headers)
         return table

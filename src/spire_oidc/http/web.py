@@ -32,11 +32,11 @@ from spire_oidc.http.httputil import (
 from spire_oidc.http.proxies import ProxyTrust
 from spire_oidc.http.responses import (
     ACAO,
-    DISCOVERY_HEADERS,
-    NO_CACHE,
+    SPIRE_CACHE,
+    CachePolicy,
     ResponseTable,
     ResponseTables,
-    keys_headers,
+    not_modified_headers,
 )
 from spire_oidc.http.urls import UrlPlan, request_route
 
@@ -45,7 +45,6 @@ log = structlog.get_logger(__name__)
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 _FORWARDED_PROTO = re.compile(r"(?i)proto=(https|http)")
-_NO_CACHE = NO_CACHE
 # Infisical's SPIRE guide has operators enter .../.well-known/openid_configuration (underscore)
 # as the discovery URL; Infisical then appends /.well-known/openid-configuration. SPIRE answers
 # 404, and so do we, but we say which URL to configure (at most every _TRAP_WARN_EVERY seconds).
@@ -67,6 +66,7 @@ class WebSettings:
     jwks_uri: str = ""
     discovery: DiscoveryOptions = SPIRE_DISCOVERY  # config discovery_document
     trusted_proxies: tuple[str, ...] | None = None  # None: every client may forward (SPIRE)
+    cache: CachePolicy = SPIRE_CACHE  # config cache_control (unset: SPIRE's headers)
 
 
 def _method_not_allowed() -> Response:
@@ -95,7 +95,7 @@ class ProviderHandler:
             self._plan.keys_route: self.keys,
         }
         # Every 200 for the snapshot served now, shared with the fast path (responses.py).
-        self._tables = ResponseTables(store)
+        self._tables = ResponseTables(store, settings.cache)
         self._trap_warned = -_TRAP_WARN_EVERY
         self._trap_unreported = 0
 
@@ -158,9 +158,10 @@ class ProviderHandler:
             )
             if snapshot is None and options.depends_on_keys:
                 # No keys yet: the body is a placeholder until the first key set arrives.
-                return Response(body=body, headers=CIMultiDict(DISCOVERY_HEADERS))
+                placeholder = table.policy.placeholder_headers()
+                return Response(body=body, headers=CIMultiDict(placeholder))
             table.add_discovery(scheme, host, body)
-        return Response(body=body, headers=CIMultiDict(DISCOVERY_HEADERS))
+        return Response(body=body, headers=CIMultiDict(table.discovery_headers))
 
     def _warn_infisical(self, request: web.BaseRequest, route: str) -> None:
         """Name the discovery URL to configure for a request of Infisical's wrong one."""
@@ -244,31 +245,31 @@ def serve_keys(request: web.BaseRequest, table: ResponseTable) -> Response:
     if_match = headers.get("If-Match")
     if if_match is not None:
         if not etag_matches_strong(if_match, current.etag):
-            return _precondition_failed(current)
+            return _precondition_failed(keys_200)
     else:
         ius = headers.get("If-Unmodified-Since")
         if ius is not None:
             t = parse_http_date(ius)
             if t is not None and mod_time > t:
-                return _precondition_failed(current)
+                return _precondition_failed(keys_200)
     # 2. If-None-Match, else If-Modified-Since
     inm = headers.get("If-None-Match")
     if inm is not None:
         if etag_matches_weak(inm, current.etag):
-            return _not_modified(current)
+            return _not_modified(current, table.policy)
     else:
         ims = headers.get("If-Modified-Since")
         if ims is not None:
             t = parse_http_date(ims)
             if t is not None and mod_time <= t:
-                return _not_modified(current)
+                return _not_modified(current, table.policy)
     out = CIMultiDict(keys_200)
     rng = headers.get("Range")
     if rng is not None and _if_range_ok(headers.get("If-Range"), current):
         try:
             span = parse_single_range(rng, len(body))
         except RangeError as err:
-            extra: CIMultiDict[str] = CIMultiDict((ACAO, _NO_CACHE[2], _NO_CACHE[1]))
+            extra: CIMultiDict[str] = CIMultiDict(table.policy.range_error_headers())
             if err.no_overlap:
                 extra["Content-Range"] = f"bytes */{len(body)}"
             return text_response(416, str(err), extra)
@@ -288,23 +289,11 @@ def _if_range_ok(if_range: str | None, current: RenderedKeys) -> bool:
     return t is not None and int(t) == int(current.mod_time)
 
 
-def _not_modified(current: RenderedKeys) -> Response:
-    return Response(
-        status=304,
-        headers=CIMultiDict(
-            (
-                ACAO,
-                _NO_CACHE[0],
-                ("ETag", current.etag),
-                _NO_CACHE[2],
-                ("Last-Modified", current.last_modified),
-                _NO_CACHE[1],
-            )
-        ),
-    )
+def _not_modified(current: RenderedKeys, policy: CachePolicy) -> Response:
+    return Response(status=304, headers=CIMultiDict(not_modified_headers(current, policy)))
 
 
-def _precondition_failed(current: RenderedKeys) -> Response:
-    out: CIMultiDict[str] = CIMultiDict(keys_headers(current))
+def _precondition_failed(keys_200: tuple[tuple[str, str], ...]) -> Response:
+    out: CIMultiDict[str] = CIMultiDict(keys_200)
     del out["Accept-Ranges"]
     return Response(status=412, body=b"", headers=out)
