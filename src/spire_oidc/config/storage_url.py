@@ -3,7 +3,8 @@
 ::
 
     s3://BUCKET[/PREFIX]     any S3-compatible store (AWS environment and credential chain)
-    az://CONTAINER[/PREFIX]  Azure Blob (AZURE_STORAGE_* environment, or an emulator endpoint)
+    az://CONTAINER[/PREFIX]  Azure Blob (AZURE_STORAGE_* environment, or an emulator endpoint);
+                             CONTAINER may be $web, Azure's static-website container
     gs://BUCKET[/PREFIX]     Google Cloud Storage (GOOGLE_APPLICATION_CREDENTIALS, or an emulator)
     file:///ABSOLUTE/PATH    a directory (on a shared volume for replicas: NFS, EFS, RWX)
 
@@ -25,6 +26,9 @@ ALLOWED: Final = "s3://BUCKET/PREFIX, az://CONTAINER/PREFIX, gs://BUCKET/PREFIX 
 # Bucket and container names: the intersection-friendly superset of the three clouds' rules
 # (lower-case letters, digits, '.', '-', '_'; 3..63 characters; starts and ends alphanumeric).
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]")
+# Azure's static-website container: the one container name with a '$' (docs/deployment.md,
+# "Behind a CDN"); accepted for az:// only, exactly as Azure spells it.
+AZURE_STATIC_WEBSITE: Final = "$web"
 
 
 class StorageURLError(ConfigValueError):
@@ -64,11 +68,13 @@ def parse_storage_url(value: str) -> StorageLocation:
             raise StorageURLError(f"{value!r}: '.' and '..' are not allowed in the path")
         return StorageLocation("file", "", path)
     bucket, _, prefix = rest.partition("/")
-    if not _BUCKET.fullmatch(bucket) or ".." in bucket:
+    static_website = scheme == "az" and bucket == AZURE_STATIC_WEBSITE
+    if not static_website and (not _BUCKET.fullmatch(bucket) or ".." in bucket):
         what = "container" if scheme == "az" else "bucket"
         raise StorageURLError(
             f"{value!r}: {what} name {bucket!r} must be 3-63 lower-case letters, digits, "
             "'.', '-' or '_', starting and ending with a letter or digit"
+            + (" (or $web, the static-website container)" if scheme == "az" else "")
         )
     parts = [p for p in prefix.split("/") if p]
     if any(p in (".", "..") for p in parts):
