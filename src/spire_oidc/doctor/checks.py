@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+from spire_oidc.doctor.cache_checks import (
+    DEFAULT_CA_TTL,
+    cacheable_findings,
+    propagation_finding,
+)
 from spire_oidc.doctor.fetch import Fetched
 from spire_oidc.doctor.findings import ALL, Finding, kid_of, ms, plural
 from spire_oidc.doctor.observe import Observation
@@ -146,9 +151,12 @@ def _keys_common(keys: list[dict[str, object]]) -> Iterator[Finding]:
         yield Finding(ALL, "keys.alg_member", "pass", "every key has an alg member")
 
 
-def run_checks(obs: Observation, parties: Sequence[Party]) -> list[Finding]:
+def run_checks(
+    obs: Observation, parties: Sequence[Party], *, ca_ttl: float = DEFAULT_CA_TTL
+) -> list[Finding]:
     """Every finding for ``obs``: the common ones first, then each party's, then the token's.
 
+    ``ca_ttl`` is the SPIRE server's (seconds): it sets the window of ``cache.propagation``.
     A discovery document URL given as the issuer, or an issuer that does not answer at all, gives
     one failure and nothing else: every other check would only repeat its consequences.
     """
@@ -158,7 +166,11 @@ def run_checks(obs: Observation, parties: Sequence[Party]) -> list[Finding]:
     findings = list(_common(obs))
     if unreachable(obs):
         return findings
+    propagation = propagation_finding(obs, ca_ttl)
+    if propagation is not None:
+        findings.append(propagation)
     for p in parties:
         findings += party_findings(p, obs)
+        findings += cacheable_findings(obs, [p])
     findings += token_findings(obs, parties)
     return findings

@@ -1,5 +1,5 @@
 """The ``doctor`` command line: ``doctor ISSUER_URL [-ca FILE] [-token FILE] [-audience AUD]
-[-profile NAME ...] [-json] [-timeout SECONDS]``.
+[-profile NAME ...] [-json] [-timeout SECONDS] [-ca-ttl DURATION]``.
 
 Flags look like the rest of the CLI (Go style: one or two dashes, ``-flag=value`` or
 ``-flag value``), but may come before or after the issuer, and ``-profile`` may be repeated or
@@ -12,6 +12,7 @@ import math
 import ssl
 from typing import TextIO
 
+from spire_oidc.config.gocompat import DurationError, parse_duration
 from spire_oidc.config.goflag import Flag, FlagError, HelpRequested, defaults_text
 from spire_oidc.doctor.checks import run_checks
 from spire_oidc.doctor.fetch import trust_context
@@ -31,6 +32,12 @@ FLAGS = [
     ),
     Flag("json", "print the findings as JSON", False, is_bool=True),
     Flag("timeout", "seconds to wait for each fetch", "10"),
+    Flag(
+        "ca-ttl",
+        "the SPIRE server's ca_ttl (Go duration), which sets the key rotation window\n"
+        "the cache.propagation check measures caching against",
+        "24h",
+    ),
 ]
 SYNOPSIS = "doctor ISSUER_URL [flags]"
 EXIT_TEXT = "exit status: 0 all pass, 1 worst is a warning, 2 a failure, 3 usage or input error\n"
@@ -113,6 +120,16 @@ def run(args: list[str], out: TextIO, err: TextIO, *, prog: str) -> int:
     if not (timeout > 0 and math.isfinite(timeout)):
         err.write(f'Error: invalid value "{values["timeout"]}" for -timeout: seconds > 0\n')
         return EXIT_USAGE
+    try:
+        ca_ttl = parse_duration(str(values["ca-ttl"])) / 1e9
+    except DurationError as exc:
+        ca_ttl = -1.0
+        reason = str(exc)
+    else:
+        reason = "a duration > 0, e.g. 24h or 720h"
+    if ca_ttl <= 0:
+        err.write(f'Error: invalid value "{values["ca-ttl"]}" for -ca-ttl: {reason}\n')
+        return EXIT_USAGE
     issuer = positional[0]
     if not issuer.startswith(("https://", "http://")):
         err.write(f"Error: {issuer!r} is not an http(s) URL\n")
@@ -138,7 +155,7 @@ def run(args: list[str], out: TextIO, err: TextIO, *, prog: str) -> int:
         audience=str(values["audience"]),
         timeout=timeout,
     )
-    findings = run_checks(obs, parties)
+    findings = run_checks(obs, parties, ca_ttl=ca_ttl)
     render = render_json if values["json"] else render_text
     out.write(render(obs, parties, findings))
     return exit_code(findings)

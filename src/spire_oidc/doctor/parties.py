@@ -50,6 +50,7 @@ class Party:
     max_subject_bytes: int | None = None
     single_audience: bool = False
     max_issuer_length: int | None = None
+    wants_cacheable_jwks: bool = False  # reported to fail on an uncacheable JWKS (AWS STS)
     source: str = ""
 
 
@@ -77,7 +78,8 @@ PARTIES: tuple[Party, ...] = (
         needs_public_address=True,
         private_address_fix="STS fetches the documents from the internet: publish them there",
         needs_response_types=True,
-        source="relying-parties.md §2; users-and-alternatives.md §5",
+        wants_cacheable_jwks=True,
+        source="relying-parties.md §2; users-and-alternatives.md §5; GitLab MR 138405",
     ),
     Party(
         name="entra",
