@@ -31,8 +31,7 @@ WARN_SHARE = 4
 
 AWS_REPORT = (
     "AWS STS has been reported to fail intermittently with \"Couldn't retrieve verification "
-    'key" on parallel AssumeRoleWithWebIdentity calls when the JWKS is served uncacheable '
-    "(GitLab MR 138405)"
+    'key" on parallel AssumeRoleWithWebIdentity calls against such a JWKS (GitLab MR 138405)'
 )
 CACHEABLE_FIX = (
     'cache_control { keys = "public, max-age=300" } (provider config), or serve the JWKS '
