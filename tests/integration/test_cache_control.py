@@ -241,6 +241,7 @@ async def test_headers_are_built_once_into_the_table(make_pair: MakePair) -> Non
     table = pair.server.tables.current()
     assert table.keys is not None and ("Cache-Control", KEYS_CC) in table.keys[0]
     assert ("Cache-Control", DISCOVERY_CC) in table.discovery_headers
+    assert table.not_modified is not None and ("Cache-Control", KEYS_CC) in table.not_modified
     before = pair.server.tables.builds
     reader, writer = await asyncio.open_connection(*pair.fast)
     try:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import cached_property
 
 from spire_oidc.core.store import KeyStore, RenderedKeys
 
@@ -61,23 +62,26 @@ Headers = tuple[tuple[str, str], ...]
 @dataclass(frozen=True)
 class CachePolicy:
     """The ``Cache-Control`` value of each document on the listener (config ``cache_control``);
-    None keeps SPIRE's headers for that document."""
+    None keeps SPIRE's headers for that document. Each header tuple is built once."""
 
     keys: str | None = None
     discovery: str | None = None
 
+    @cached_property
     def discovery_headers(self) -> Headers:
         """The discovery document's 200 headers (Content-Length and Date follow)."""
         if self.discovery is None:
             return DISCOVERY_HEADERS
         return (*DISCOVERY_HEADERS, ("Cache-Control", self.discovery))
 
+    @cached_property
     def placeholder_headers(self) -> Headers:
         """The headers of a discovery document rendered before the first key set."""
         if self.discovery is None:
             return DISCOVERY_HEADERS
         return (*DISCOVERY_HEADERS, NOT_STORED)
 
+    @cached_property
     def range_error_headers(self) -> Headers:
         """The caching headers of a ``/keys`` 416: Go drops Cache-Control from it but keeps
         Expires and Pragma; with ``keys`` set there are none of SPIRE's to keep."""
@@ -142,26 +146,23 @@ class ResponseTable:
         "builds",
         "discovery_headers",
         "keys",
+        "not_modified",
         "policy",
         "second",
         "snapshot",
     )
 
-    def __init__(
-        self,
-        snapshot: RenderedKeys | None,
-        policy: CachePolicy = SPIRE_CACHE,
-        discovery_headers: Headers | None = None,
-    ) -> None:
+    def __init__(self, snapshot: RenderedKeys | None, policy: CachePolicy = SPIRE_CACHE) -> None:
         self.snapshot = snapshot
         self.policy = policy
-        self.discovery_headers = (
-            discovery_headers if discovery_headers is not None else policy.discovery_headers()
-        )
-        # The /keys 200 (headers, body); None when /keys answers 500 (no keys) or 501 (empty).
+        self.discovery_headers = policy.discovery_headers
+        # The /keys 200 (headers, body) and 304 headers; None when /keys answers 500 (no keys)
+        # or 501 (empty).
         self.keys: tuple[Headers, bytes] | None = None
+        self.not_modified: Headers | None = None
         if snapshot is not None and not snapshot.empty:
             self.keys = (keys_headers(snapshot, policy), snapshot.body)
+            self.not_modified = not_modified_headers(snapshot, policy)
         self._discovery: dict[tuple[str, str], bytes] = {}
         # Whole wire responses for the current second: b"" -> /keys, (scheme, host) -> discovery.
         self._wire: dict[object, list[bytes]] = {}
@@ -222,13 +223,12 @@ class ResponseTable:
 class ResponseTables:
     """The table of the snapshot the store serves now; a new snapshot gets a new, empty table."""
 
-    __slots__ = ("_discovery_headers", "_store", "_table", "built", "policy")
+    __slots__ = ("_store", "_table", "built", "policy")
 
     def __init__(self, store: KeyStore, policy: CachePolicy = SPIRE_CACHE) -> None:
         self._store = store
         self.policy = policy
-        self._discovery_headers = policy.discovery_headers()
-        self._table = ResponseTable(store.current, policy, self._discovery_headers)
+        self._table = ResponseTable(store.current, policy)
         self.built = 0  # wire response sets assembled in tables no longer current (a test reads)
 
     def current(self) -> ResponseTable:
@@ -263,5 +263,5 @@ class ResponseTables:
 
     def _swap(self, snapshot: RenderedKeys | None) -> ResponseTable:
         self.built += self._table.builds
-        table = self._table = ResponseTable(snapshot, self.policy, self._discovery_headers)
+        table = self._table = ResponseTable(snapshot, self.policy)
         return table

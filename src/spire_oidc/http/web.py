@@ -34,9 +34,9 @@ from spire_oidc.http.responses import (
     ACAO,
     SPIRE_CACHE,
     CachePolicy,
+    Headers,
     ResponseTable,
     ResponseTables,
-    not_modified_headers,
 )
 from spire_oidc.http.urls import UrlPlan, request_route
 
@@ -158,7 +158,7 @@ class ProviderHandler:
             )
             if snapshot is None and options.depends_on_keys:
                 # No keys yet: the body is a placeholder until the first key set arrives.
-                placeholder = table.policy.placeholder_headers()
+                placeholder = table.policy.placeholder_headers
                 return Response(body=body, headers=CIMultiDict(placeholder))
             table.add_discovery(scheme, host, body)
         return Response(body=body, headers=CIMultiDict(table.discovery_headers))
@@ -236,7 +236,8 @@ class ProviderHandler:
 def serve_keys(request: web.BaseRequest, table: ResponseTable) -> Response:
     """Go's ``http.ServeContent`` over the JWKS bytes, plus a strong ETag (RFC 9110 §13.2.2)."""
     current = table.snapshot
-    if table.keys is None or current is None:  # callers answer 500/501 first
+    not_modified = table.not_modified
+    if table.keys is None or not_modified is None or current is None:  # 500/501 come first
         raise ValueError("serve_keys needs a non-empty key set")
     keys_200, body = table.keys
     headers = request.headers
@@ -256,20 +257,20 @@ def serve_keys(request: web.BaseRequest, table: ResponseTable) -> Response:
     inm = headers.get("If-None-Match")
     if inm is not None:
         if etag_matches_weak(inm, current.etag):
-            return _not_modified(current, table.policy)
+            return _not_modified(not_modified)
     else:
         ims = headers.get("If-Modified-Since")
         if ims is not None:
             t = parse_http_date(ims)
             if t is not None and mod_time <= t:
-                return _not_modified(current, table.policy)
+                return _not_modified(not_modified)
     out = CIMultiDict(keys_200)
     rng = headers.get("Range")
     if rng is not None and _if_range_ok(headers.get("If-Range"), current):
         try:
             span = parse_single_range(rng, len(body))
         except RangeError as err:
-            extra: CIMultiDict[str] = CIMultiDict(table.policy.range_error_headers())
+            extra: CIMultiDict[str] = CIMultiDict(table.policy.range_error_headers)
             if err.no_overlap:
                 extra["Content-Range"] = f"bytes */{len(body)}"
             return text_response(416, str(err), extra)
@@ -289,11 +290,11 @@ def _if_range_ok(if_range: str | None, current: RenderedKeys) -> bool:
     return t is not None and int(t) == int(current.mod_time)
 
 
-def _not_modified(current: RenderedKeys, policy: CachePolicy) -> Response:
-    return Response(status=304, headers=CIMultiDict(not_modified_headers(current, policy)))
+def _not_modified(headers: Headers) -> Response:
+    return Response(status=304, headers=CIMultiDict(headers))
 
 
-def _precondition_failed(keys_200: tuple[tuple[str, str], ...]) -> Response:
+def _precondition_failed(keys_200: Headers) -> Response:
     out: CIMultiDict[str] = CIMultiDict(keys_200)
     del out["Accept-Ranges"]
     return Response(status=412, body=b"", headers=out)
