@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import subprocess
 import urllib.error
 import urllib.request
 from dataclasses import replace
@@ -20,6 +22,7 @@ from spire_oidc.config.model import (
 )
 from tests.fakes.fake_workload_api import FakeWorkloadAPI
 from tests.fakes.keys import ec_key, jwk, jwks
+from tests.storage_support.servers import free_port, missing, wait_port
 
 TD = "spiffe://example.org"
 ISSUER = "https://oidc.example.org/prod"
@@ -84,3 +87,68 @@ def kids_of(body: bytes) -> list[str]:
 async def fetch_kids(url: str) -> list[str]:
     status, _, body = await asyncio.to_thread(fetch, url)
     return kids_of(body) if status == 200 else []
+
+
+NGINX_CONF = """\
+daemon off;
+master_process off;
+worker_processes 1;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    server_tokens off;
+    client_body_temp_path {work}/tmp;
+    proxy_temp_path {work}/tmp;
+    fastcgi_temp_path {work}/tmp;
+    uwsgi_temp_path {work}/tmp;
+    scgi_temp_path {work}/tmp;
+    types {{ }}
+    default_type application/json;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ {location} }}
+    }}
+}}
+"""
+
+
+class Nginx:
+    """Debian's nginx on loopback in front of the store: ``root`` serves a file:// directory,
+    ``upstream`` proxies every path to a bucket's public URL (a CDN in front of the bucket maps
+    the issuer's paths the same way). ``master_process off``: one process, no user switch, so
+    it reads the store's owner-only files."""
+
+    def __init__(self, work: Path, *, root: Path | None = None, upstream: str = "") -> None:
+        if shutil.which("nginx") is None:
+            missing("nginx is not installed (apt-get install nginx-light)")
+        self.work = work
+        (work / "tmp").mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        proxy = f"proxy_pass {upstream.rstrip('/')}/;"
+        location = f"root {root};" if root is not None else proxy
+        conf = work / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(work=work, port=self.port, location=location))
+        log = open(work / "nginx.out", "ab")  # noqa: SIM115 (owned by the process)
+        self.proc = subprocess.Popen(
+            ["nginx", "-c", str(conf), "-p", str(work)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        wait_port(self.port, self.proc, work / "nginx-error.log")
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
