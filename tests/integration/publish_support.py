@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+import signal
 import subprocess
 import urllib.error
 import urllib.request
@@ -152,3 +154,40 @@ class Nginx:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+def spawn_provider(
+    exe: str, config: Path, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """The installed provider as a subprocess (``env`` added to ours), its output in ``log``."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [exe, "-config", str(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
+
+
+def stop_provider(proc: subprocess.Popen[bytes]) -> int:
+    """SIGTERM, then the exit code (killed after 15 s)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return proc.returncode
+
+
+async def wait_kids(url: str, kids: list[str], within: float = 20.0, what: str = "") -> None:
+    """Poll the JWKS at ``url`` until it lists exactly ``kids`` (AssertionError after ``within``)."""
+    last: list[str] = []
+    for _ in range(int(within / 0.05)):
+        last = await fetch_kids(url)
+        if last == kids:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{url} never listed {kids} (last: {last}) {what}")
