@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.storage_support.servers import SeaweedFS, StorageServer
+from tests.storage_support.servers import Azurite, SeaweedFS, StorageServer
 
 _counter = itertools.count()
 
@@ -81,3 +81,23 @@ def s3_bucket(seaweedfs: SeaweedFS) -> Bucket:
     name = unique_bucket_name("s3")
     seaweedfs.create_bucket(name, public_read=True)
     return Bucket(seaweedfs, name, "pre/fix")
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    """One azurite Blob server for the test session (skipped, or failed under CI, when it is
+    not installed)."""
+    server = Azurite()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def az_container(azurite: Azurite) -> Bucket:
+    """A new public-read container on the session's azurite, with prefix ``pre/fix``."""
+    name = unique_bucket_name("az")
+    azurite.create_bucket(name, public_read=True)
+    return Bucket(azurite, name, "pre/fix")
