@@ -19,6 +19,9 @@ from tests.fakes.fake_workload_api import FakeWorkloadAPI
 from tests.fakes.sink import short_socket_dir
 from tests.integration.publish_support import Agent, Nginx, spawn_provider, stop_provider, wait_kids
 from tests.interop.harness import EXE, Case, SigningKey, mint, run_node, verify_pyjwt
+from tests.storage_support.fixtures import Bucket, az_container, azurite, s3_bucket, seaweedfs
+
+__all__ = ["az_container", "azurite", "s3_bucket", "seaweedfs"]  # the fixtures, for ruff
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("node")]
 
@@ -38,14 +41,21 @@ class Site:
         return self.nginx.origin + "/prod"
 
 
-@pytest.fixture(params=["file"])
+@pytest.fixture(params=["file", "s3", "az"])
 def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
-    """file://: a directory served by nginx."""
-    www = tmp_path / "www"
-    www.mkdir()
-    nginx = Nginx(tmp_path / "nginx", root=www)
+    """file://: a directory served by nginx; s3:// and az://: a public bucket (SeaweedFS) or
+    container (azurite) with nginx in front mapping the issuer's paths to it, as a CDN does."""
+    if request.param == "file":
+        www = tmp_path / "www"
+        www.mkdir()
+        url, env, nginx = f"file://{www}", {}, Nginx(tmp_path / "nginx", root=www)
+    else:
+        fixture = "s3_bucket" if request.param == "s3" else "az_container"
+        bucket: Bucket = request.getfixturevalue(fixture)
+        url, env = bucket.url, bucket.env
+        nginx = Nginx(tmp_path / "nginx", upstream=bucket.public_url)
     try:
-        yield Site(f"file://{www}", {}, nginx)
+        yield Site(url, env, nginx)
     finally:
         nginx.stop()
 
