@@ -8,8 +8,8 @@ store, the publisher wired to the key store, publish-only mode, and the one-shot
   main listener (it binds nothing); health checks and metrics are still served if configured.
 * ``oidc-discovery-provider publish -config FILE`` (:func:`publish_once`): fetch the keys once
   from the configured source (waiting at most ``first_fetch_within``, 30 s by default), publish,
-  verify by read-back, and return; every failure is one :class:`~spire_oidc.errors.ProviderError`
-  line.
+  verify by read-back (at most 120 s more; each storage request is bounded by the backend), and
+  return; every failure is one :class:`~spire_oidc.errors.ProviderError` line.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from spire_oidc.storage.base import ObjectStore, StorageError
 log = structlog.get_logger("spire_oidc")
 
 ONE_SHOT_TIMEOUT = 30.0  # seconds the one-shot command waits for the source's first key set
+ONE_SHOT_STORAGE_WITHIN = 120.0  # and at most this long for the publication itself
 
 
 def has_listener(config: Config) -> bool:
@@ -160,7 +161,14 @@ async def publish_once(
         publisher = Publisher(store, target, PublishStatus(target=""), clock=clock)
         first = await _first_delivery(config, keys, clock, first_fetch_within)
         publisher.offer(first)
-        return await publisher.publish(first.keys), first
+        try:
+            async with asyncio.timeout(ONE_SHOT_STORAGE_WITHIN):
+                return await publisher.publish(first.keys), first
+        except TimeoutError:
+            raise StorageError(
+                f"{store.describe()}: no answer within {ONE_SHOT_STORAGE_WITHIN:g}s",
+                reason="unreachable",
+            ) from None
     finally:
         await store.close()
 
