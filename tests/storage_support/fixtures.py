@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.storage_support.servers import Azurite, SeaweedFS, StorageServer
+from tests.storage_support.servers import Azurite, FakeGCS, SeaweedFS, StorageServer
 
 _counter = itertools.count()
 
@@ -101,3 +101,22 @@ def az_container(azurite: Azurite) -> Bucket:
     name = unique_bucket_name("az")
     azurite.create_bucket(name, public_read=True)
     return Bucket(azurite, name, "pre/fix")
+
+
+@pytest.fixture(scope="session")
+def fake_gcs() -> Iterator[FakeGCS]:
+    """The GCS protocol fake for the session (our wiring only: no emulator serves obstore)."""
+    server = FakeGCS()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def gs_bucket(fake_gcs: FakeGCS) -> Bucket:
+    """A new bucket on the session's GCS fake, with prefix ``pre/fix``."""
+    name = unique_bucket_name("gs")
+    fake_gcs.create_bucket(name)
+    return Bucket(fake_gcs, name, "pre/fix")
