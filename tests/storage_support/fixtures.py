@@ -12,10 +12,11 @@ test that stops a server must start it again before it ends (``stopped`` does th
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -61,6 +62,17 @@ def stopped(server: StorageServer) -> Iterator[None]:
         yield
     finally:
         server.start()
+
+
+@contextlib.asynccontextmanager
+async def stopped_async(server: StorageServer) -> AsyncIterator[None]:
+    """:func:`stopped` for async tests: stopping and starting run in a thread, so a provider
+    running on the test's event loop keeps running (and sees the outage) meanwhile."""
+    await asyncio.to_thread(server.stop)
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(server.start)
 
 
 @pytest.fixture(scope="session")
