@@ -159,11 +159,11 @@ class SeaweedFS:
     scheme = "s3"
 
     def __init__(self, workdir: Path | None = None) -> None:
+        self.binary = weed_binary()  # first: a missing server leaves no directory behind
         self._own_dir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="weed-"))
         self.data = self.workdir / "data"
         self.data.mkdir(parents=True, exist_ok=True)
-        self.binary = weed_binary()
         names = ("master", "volume", "filer", "s3", "admin")
         self.ports = {n: free_port() for n in names}
         self.grpc_ports = {n: free_port() for n in names}
@@ -300,11 +300,11 @@ class Azurite:
     scheme = "az"
 
     def __init__(self, workdir: Path | None = None) -> None:
+        self.binary = azurite_binary()  # first: a missing server leaves no directory behind
         self._own_dir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="azurite-"))
         self.data = self.workdir / "data"
         self.data.mkdir(parents=True, exist_ok=True)
-        self.binary = azurite_binary()
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}/{AZURE_ACCOUNT}"
         self.env = {
