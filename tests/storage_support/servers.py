@@ -24,6 +24,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -158,11 +159,11 @@ class SeaweedFS:
     scheme = "s3"
 
     def __init__(self, workdir: Path | None = None) -> None:
+        self.binary = weed_binary()  # first: a missing server leaves no directory behind
         self._own_dir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="weed-"))
         self.data = self.workdir / "data"
         self.data.mkdir(parents=True, exist_ok=True)
-        self.binary = weed_binary()
         names = ("master", "volume", "filer", "s3", "admin")
         self.ports = {n: free_port() for n in names}
         self.grpc_ports = {n: free_port() for n in names}
@@ -299,11 +300,11 @@ class Azurite:
     scheme = "az"
 
     def __init__(self, workdir: Path | None = None) -> None:
+        self.binary = azurite_binary()  # first: a missing server leaves no directory behind
         self._own_dir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="azurite-"))
         self.data = self.workdir / "data"
         self.data.mkdir(parents=True, exist_ok=True)
-        self.binary = azurite_binary()
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}/{AZURE_ACCOUNT}"
         self.env = {
@@ -352,6 +353,55 @@ class Azurite:
         status, _, body = http("PUT", url, headers=headers)
         if status not in (201, 409):
             raise RuntimeError(f"create container {bucket}: {status} {body[:300]!r}")
+
+    def public_base_url(self, bucket: str) -> str:
+        return f"{self.endpoint}/{bucket}"
+
+
+class FakeGCS:
+    """The GCS protocol fake (:mod:`tests.storage_support.fake_gcs`) as a subprocess: no GCS
+    emulator serves obstore's calls, so this checks our wiring only, not Google's servers."""
+
+    scheme = "gs"
+
+    def __init__(self, workdir: Path | None = None) -> None:
+        self._own_dir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="fakegcs-"))
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.env = {"STORAGE_EMULATOR_HOST": self.endpoint}
+        self._process = _Process(self.workdir, "fake-gcs")
+
+    @property
+    def startup_seconds(self) -> float:
+        return self._process.startup_seconds
+
+    def start(self) -> None:
+        if self._process.proc is None:
+            argv = [sys.executable, "-m", "tests.storage_support.fake_gcs"]
+            argv += ["--port", str(self.port), "--dir", str(self.workdir / "data")]
+            env = {**os.environ, "PYTHONPATH": str(REPO)}
+            self._process.spawn(argv, self.port, env)
+
+    def stop(self) -> None:
+        self._process.kill()
+
+    def close(self) -> None:
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def location(self, bucket: str, prefix: str = "") -> str:
+        return f"gs://{bucket}" + (f"/{prefix}" if prefix else "")
+
+    def create_bucket(self, bucket: str, *, public_read: bool = False) -> None:
+        body = json.dumps({"name": bucket}).encode()
+        url = f"{self.endpoint}/storage/v1/b"
+        status, _, reply = http(
+            "POST", url, headers={"Content-Type": "application/json"}, body=body
+        )
+        if status != 200:
+            raise RuntimeError(f"create bucket {bucket}: {status} {reply[:300]!r}")
 
     def public_base_url(self, bucket: str) -> str:
         return f"{self.endpoint}/{bucket}"
