@@ -31,7 +31,7 @@ from tests.integration.publish_support import (
 )
 from tests.integration.support import wait_for
 from tests.integration.test_publish_cli import publish, write_config
-from tests.storage_support.fixtures import Bucket, s3_bucket, seaweedfs, stopped
+from tests.storage_support.fixtures import Bucket, s3_bucket, seaweedfs, stopped_async
 
 __all__ = ["s3_bucket", "seaweedfs"]  # the fixtures, for ruff
 
@@ -94,7 +94,7 @@ async def test_storage_outage_never_stalls_the_listener_and_publication_catches_
     await wait_kids(keys_url, ["k1"])
     assert p.publication is not None
     status = p.publication.status
-    with stopped(s3_env.server):
+    async with stopped_async(s3_env.server):
         rotated = time.monotonic()
         agent.serve("k1", "k2")
         await wait_kids(listener_url(p), ["k1", "k2"], within=2.0)
