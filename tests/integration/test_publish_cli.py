@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import sys
 from collections.abc import AsyncIterator
@@ -117,3 +118,31 @@ async def test_bad_timeout_flag_is_a_usage_error(tmp_path: Path) -> None:
     """-timeout takes a Go duration; anything else is exit 2, as Go's flag errors."""
     code, _, stderr = await publish("-timeout", "soon")
     assert code == 2 and 'invalid value "soon" for flag -timeout' in stderr
+
+
+async def test_half_credentials_stop_the_daemon_and_the_command_naming_the_variable(
+    agent: Agent, tmp_path: Path
+) -> None:
+    """An S3 key id without its secret: the daemon refuses to start and the one-shot command
+    fails, each with one line naming AWS_SECRET_ACCESS_KEY (before any request is made)."""
+    agent.serve("k1")
+    conf = write_config(
+        tmp_path / "p.conf", agent.fake.socket_path, "s3://bucket/prefix", 'insecure_addr = ":0"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "AZURE_", "GOOGLE_"))}
+    env.update(AWS_ACCESS_KEY_ID="AKIDEXAMPLE", AWS_REGION="us-east-1")
+    code, _, stderr = await publish("-config", str(conf), env=env)
+    assert code == 1 and stderr.startswith("publish: storage error (credentials): ")
+    assert "AWS_SECRET_ACCESS_KEY" in stderr and len(stderr.strip().splitlines()) == 1
+    proc = await asyncio.create_subprocess_exec(
+        EXE,
+        "-config",
+        str(conf),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 1
+    assert "AWS_SECRET_ACCESS_KEY" in err.decode() and len(err.decode().strip().splitlines()) == 1
