@@ -27,6 +27,7 @@ from spire_oidc.core import persist
 from spire_oidc.core.clock import Clock
 from spire_oidc.core.documents import DiscoveryOptions
 from spire_oidc.core.events import EventMetrics
+from spire_oidc.core.publication import PublishStatus
 from spire_oidc.core.state import ProcessState
 from spire_oidc.core.store import KeyStore
 from spire_oidc.errors import StartupError
@@ -207,6 +208,7 @@ def health_listener(
     state: ProcessState,
     prom: ProviderMetrics | None,
     timeouts: Timeouts,
+    publish: PublishStatus | None = None,
 ) -> SideListener | None:
     """The health (and metrics) listener on ``bind_host`` (default: every interface, as SPIRE)."""
     hc = config.health_checks
@@ -220,6 +222,7 @@ def health_listener(
         clock=clock,
         state=state,
         metrics=prom,
+        publish=publish,
     )
     shown = f"[{hc.bind_host}]" if ":" in hc.bind_host else hc.bind_host
     return SideListener(

@@ -1,6 +1,6 @@
 """The command line: SPIRE's flags (``-config``, ``-expandEnv``, ``-version``) with Go's flag
-semantics and exit codes, plus our subcommands (``validate``, ``demo``), recognised only as the
-first argument.
+semantics and exit codes, plus our subcommands (``validate``, ``demo``, ``publish``, ``doctor``),
+recognised only as the first argument.
 """
 
 from __future__ import annotations
@@ -33,12 +33,19 @@ DEMO_FLAGS = [
     Flag("subject", "SPIFFE ID (sub) of the minted JWT-SVID", "spiffe://example.org/demo/workload"),
     Flag("ttl", "lifetime of the minted JWT-SVID, in seconds", "300"),
 ]
+PUBLISH_FLAGS = [
+    Flag("config", "configuration file", "oidc-discovery-provider.conf"),
+    Flag("expandEnv", "expand environment variables in config file", False, is_bool=True),
+    Flag("timeout", "how long to wait for the source's first key set", "30s"),
+]
 COMMANDS_TEXT = """\
 Commands (only as the first argument):
   validate [-config file] [-expandEnv] [-json]
       check a configuration file (binds nothing, contacts nothing) and exit
   demo [-dir dir] [-addr host:port] [-mint -audience aud]
       serve a generated demo key on 127.0.0.1:8080, or mint a JWT-SVID signed by it
+  publish [-config file] [-expandEnv] [-timeout 30s]
+      fetch the keys once, publish them to the configured publish url, verify, and exit
   doctor ISSUER_URL [-ca file] [-token file] [-audience aud] [-profile name] [-json]
       check a deployment against what each relying party requires (exit 0/1/2: pass/warn/fail)
 """
@@ -178,6 +185,42 @@ def cmd_demo(args: list[str], out: TextIO, err: TextIO) -> int:
     return serve(str(files.config), expand=False, err=err)
 
 
+def cmd_publish(args: list[str], out: TextIO, err: TextIO) -> int:
+    """One publication (cron, CI, first set-up): 0 when the store holds our keys, else 1."""
+    values = _parse_subcommand("publish", PUBLISH_FLAGS, args, err)
+    if isinstance(values, int):
+        return values
+    from spire_oidc.config.gocompat import parse_duration
+    from spire_oidc.config.load import load_config
+    from spire_oidc.logs import setup_logging
+
+    try:
+        within = parse_duration(str(values["timeout"])) / 1e9
+    except ProviderError as exc:
+        err.write(f'invalid value "{values["timeout"]}" for flag -timeout: {exc}\n')
+        return 2
+    try:
+        cfg = load_config(
+            str(values["config"]), expand_env=bool(values["expandEnv"]), environ=os.environ
+        )
+    except ConfigError as exc:
+        err.write(exc.describe() + "\n")
+        return 1
+    if cfg.publish is None:
+        err.write(f"{values['config']}: no publish section: nothing to publish to\n")
+        return 1
+    try:
+        setup_logging(level=cfg.log_level, fmt=cfg.log_format, path=cfg.log_path)
+    except OSError as exc:
+        err.write(f"open {exc.filename or cfg.log_path}: {(exc.strerror or str(exc)).lower()}\n")
+        return 1
+    from spire_oidc.publishing import run_publish_once
+
+    code, line = run_publish_once(cfg, first_fetch_within=within)
+    (out if code == 0 else err).write(line + "\n")
+    return code
+
+
 def serve(config_path: str, *, expand: bool, err: TextIO) -> int:
     """Load, set up logging, run until a signal; errors print one line and exit 1."""
     from spire_oidc.config.load import load_config
@@ -214,6 +257,8 @@ def main(
         return cmd_validate(args[1:], out, err)
     if args and args[0] == "demo":
         return cmd_demo(args[1:], out, err)
+    if args and args[0] == "publish":
+        return cmd_publish(args[1:], out, err)
     if args and args[0] == "doctor":
         from spire_oidc.doctor.command import run as cmd_doctor
 

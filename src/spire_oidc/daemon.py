@@ -54,6 +54,7 @@ from spire_oidc.http.metrics import CertificateFile, ProviderMetrics
 from spire_oidc.http.server import build_main_server
 from spire_oidc.http.timeouts import DEFAULT_TIMEOUTS, Timeouts
 from spire_oidc.http.tls import CertFileReloader
+from spire_oidc.publishing import NoListener, Publication, has_listener, start_publication
 from spire_oidc.sources.base import Source
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ class Provider:
     timeouts: Timeouts = DEFAULT_TIMEOUTS
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     metrics: EventMetrics = field(default_factory=NullMetrics)
+    publication: Publication | None = None
     sighup_reloads: int = 0
     stopped: bool = False
 
@@ -167,7 +169,14 @@ async def start(
     raise_open_file_limit(descriptor_budget(config))
     stack = contextlib.AsyncExitStack()
     try:
-        health = health_listener(config, store, source, clock, state, prom, timeouts)
+        publication = None
+        if config.publish is not None:  # fed by the store; never awaited by the HTTP path
+            publication = start_publication(config, store, clock)
+            stack.push_async_callback(publication.store.close)  # after the publisher stopped
+            if prom is not None:
+                prom.watch_publication(publication.status)
+        status = publication.status if publication is not None else None
+        health = health_listener(config, store, source, clock, state, prom, timeouts, status)
         if health is not None:
             stack.push_async_callback(health.stop)  # closed last
         tasks: list[asyncio.Task[None]] = []
@@ -178,7 +187,10 @@ async def start(
                 handler, timeouts=timeouts, cap=cap, observer=prom, log_requests=config.log_requests
             )
 
-        main = choose_listener(config, main_server, timeouts, state, clock, events, channel)
+        if has_listener(config) or config.publish is None:
+            main = choose_listener(config, main_server, timeouts, state, clock, events, channel)
+        else:  # publish-only mode: nothing serves the documents but the store
+            main = NoListener(config.publish.url)
         stack.push_async_callback(main.stop)  # closed first: stop accepting, drain
         listeners: list[Listener] = [main] if health is None else [main, health]
         for listener in listeners:  # 1. bind everything; nothing is served yet
@@ -189,7 +201,7 @@ async def start(
             await listener.start()
             _log_description(listener.describe())
         provider = Provider(
-            config, store, source, state, main, health, stack, timeouts, tasks, events
+            config, store, source, state, main, health, stack, timeouts, tasks, events, publication
         )
         # 3. Upstream and background work.
         if prom is not None and main.reloader is not None:
@@ -198,6 +210,8 @@ async def start(
         work: list[Work] = [("source", _run_source(source, store))]
         work += state_work(config, store, clock, restored_at)
         work += main.background()
+        if publication is not None:
+            work += publication.work()
         server = main.runner.server
         if isinstance(server, FastServer):
             trimmer = HeapTrimmer(lambda: server.churn)  # peak RSS under connection bursts

@@ -30,8 +30,10 @@
     │                             (also a RuntimeError)
     ├── StorageError              storage/base.py: an object-store request failed (``reason``
     │   │                         from a fixed vocabulary, for metrics)
-    │   └── PreconditionFailed    a conditional write lost (CREATE on an existing object, or
-    │                             IfMatch on a changed one)
+    │   ├── PreconditionFailed    a conditional write lost (CREATE on an existing object, or
+    │   │                         IfMatch on a changed one)
+    │   └── MismatchError         publish/publisher.py: an object read back after a write differs
+    │                             from the bytes written
     ├── TokenError                doctor/jws.py: a token given to ``doctor`` is not a compact JWS
     │                             (also a ValueError)
     └── DemoError                 demo.py: the demo directory cannot be used as asked

@@ -63,6 +63,7 @@ class KeyStore:
         self._last_error: str | None = None
         self._warned_alg: set[tuple[str, bytes]] = set()
         self._listeners: list[Callable[[RenderedKeys], None]] = []
+        self._delivery_listeners: list[Callable[[RenderedKeys], None]] = []
         self.updates = 0  # number of content changes (metrics)
         self.errors = 0  # number of reported upstream errors (metrics)
 
@@ -91,6 +92,11 @@ class KeyStore:
         """Call ``listener`` after every content change (metrics, persistence)."""
         self._listeners.append(listener)
 
+    def add_delivery_listener(self, listener: Callable[[RenderedKeys], None]) -> None:
+        """Call ``listener`` after every delivery from the source, changed or not, with the
+        snapshot served (the publisher: restored keys count only once the source confirms)."""
+        self._delivery_listeners.append(listener)
+
     # -- the KeySink side -----------------------------------------------------------------------
     def publish(self, keys: KeySet) -> bool:
         """Record a successful fetch; swap the rendered bytes only when the content changed."""
@@ -100,6 +106,7 @@ class KeyStore:
         self._restored = False
         current = self._current
         if current is not None and current.keys.same_content(keys):
+            self._delivered(current)
             return False
         self._warn_unsupported(keys)
         rendered = _render(keys, set_key_use=self._set_key_use, mod_time=now)
@@ -117,7 +124,12 @@ class KeyStore:
             )
         for listener in self._listeners:
             listener(rendered)
+        self._delivered(rendered)
         return True
+
+    def _delivered(self, rendered: RenderedKeys) -> None:
+        for listener in self._delivery_listeners:
+            listener(rendered)
 
     def restore(self, keys: KeySet, mod_time: float) -> None:
         """Serve keys persisted by an earlier run (not fresh: no upstream success is recorded)."""

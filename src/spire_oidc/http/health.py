@@ -5,6 +5,9 @@
   the provider is not shutting down.
 * ``live``: the process works, whatever SPIRE's state (SPIRE's ``live`` fails during an upstream
   outage, and a liveness restart would throw away the last good keys).
+* With ``publish``, ``?verbose`` adds a ``publish`` section (storage scheme, state, pending, last
+  success, last error reason); publication never changes ``ready`` (a storage outage must not
+  take the listener out of a load balancer).
 
 Bodies are empty, as in SPIRE; ``?verbose`` adds a JSON explanation for humans. The health
 listener is unauthenticated: the explanation names no path, address, trust domain or kid, and the
@@ -23,6 +26,7 @@ from multidict import CIMultiDict
 
 from spire_oidc.config.model import METRICS_PATH, HealthChecksConfig
 from spire_oidc.core.clock import Clock
+from spire_oidc.core.publication import PublishStatus
 from spire_oidc.core.state import ProcessState
 from spire_oidc.core.store import KeyStore
 from spire_oidc.http.httputil import Response, text_response
@@ -59,8 +63,10 @@ class HealthHandler:
         clock: Clock,
         state: ProcessState,
         metrics: MetricsExposition | None = None,
+        publish: PublishStatus | None = None,
     ) -> None:
         self._config = config
+        self._publish = publish
         self._metrics = metrics
         self._store = store
         self._threshold = freshness_threshold(poll_interval)
@@ -93,7 +99,7 @@ class HealthHandler:
                 f"(threshold {self._threshold:.0f}s)"
             )
         reasons.extend(f"{k}: {v}" for k, v in sorted(self._state.waiting.items()))
-        return {
+        facts: dict[str, object] = {
             "reasons": reasons,
             "source": self._source_kind,
             "streaming": self._store.streaming,
@@ -102,6 +108,9 @@ class HealthHandler:
             "key_count": None if current is None else len(current.keys.keys),
             "last_error": public_error(self._store.last_error),
         }
+        if self._publish is not None:  # informative only: publication never makes us unready
+            facts["publish"] = self._publish.public(now)
+        return facts
 
     def is_ready(self) -> bool:
         if self._state.shutting_down or self._store.current is None or self._state.blocked():

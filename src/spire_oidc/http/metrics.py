@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from spire_oidc import __version__
 from spire_oidc.core.clock import Clock
+from spire_oidc.core.publication import PublishStatus
 from spire_oidc.core.store import KeyStore
 from spire_oidc.http.health import freshness_threshold
 from spire_oidc.http.urls import request_route
@@ -107,6 +108,7 @@ class ProviderMetrics:
         self._first_served: dict[str, float] = {}  # kid -> when this process first served it
         self._health_requests: dict[tuple[str, int], int] = {}
         self._health_paths: frozenset[str] = frozenset()
+        self._publication: PublishStatus | None = None
         store.add_listener(lambda rendered: self._sync_first_served(rendered.keys.kids))
         if store.current is not None:
             self._sync_first_served(store.current.keys.kids)
@@ -173,6 +175,10 @@ class ProviderMetrics:
         with self._lock:
             key = (domain, reason)
             self._acme_failures[key] = self._acme_failures.get(key, 0) + 1
+
+    def watch_publication(self, status: PublishStatus) -> None:
+        """Export the publisher's status (``publish { url }``; http/publish_metrics.py)."""
+        self._publication = status
 
     def watch_certificate_file(self, cert: CertificateFile) -> None:
         """Export the expiry of a certificate file's leaf; re-read when its generation moves."""
@@ -344,6 +350,10 @@ class ProviderMetrics:
         for (domain, reason), count in failures:
             acme_failures.add_metric([domain, reason], count)
         yield acme_failures
+        if self._publication is not None:
+            from spire_oidc.http.publish_metrics import publish_families
+
+            yield from publish_families(self._publication)
 
 
 def _by_code(name: str, doc: str, label: str, counts: dict[tuple[str, int], int]) -> Metric:
