@@ -2,9 +2,10 @@
 
 It answers ``GET /.well-known/acme-challenge/<token>`` with the key authorization while that
 token's authorization is pending; with shared storage (replicas), an unknown token is looked
-up there (:meth:`spire_oidc.acme.shared.SharedChallenges.http01`). Everything else gets what Go autocert's ``HTTPHandler(nil)``
-gives: ``GET``/``HEAD`` for a configured name is redirected (302) to the same path over HTTPS,
-anything else is a 404. It never serves keys or the discovery document in clear text.
+up there (:meth:`spire_oidc.acme.shared.SharedChallenges.http01`). Everything else gets what
+Go autocert's ``HTTPHandler(nil)`` gives: ``GET``/``HEAD`` for a configured name is redirected
+(302) to the same path over HTTPS, anything else is a 404. It never serves keys or the
+discovery document in clear text.
 """
 
 from __future__ import annotations

@@ -183,7 +183,9 @@ class Order:
             elif self._responders.http01 is not None:
                 self._responders.http01.tokens.pop(ident, None)
         publisher = self._responders.publisher
-        for typ, ident in installed if publisher is not None else ():
+        if publisher is None:
+            return
+        for typ, ident in installed:
             try:
                 await asyncio.wait_for(publisher.withdraw(typ, ident), WITHDRAW_TIMEOUT)
             except (StorageError, TimeoutError) as exc:

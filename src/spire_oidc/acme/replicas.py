@@ -182,5 +182,8 @@ class Replicas:
             )
         m.install(name, entry, source="renewed" if current is not None else "issued")
         log.info(
-            "acme_certificate_shared", name=name, serial=entry.serial, not_after=utc(entry.not_after)
+            "acme_certificate_shared",
+            name=name,
+            serial=entry.serial,
+            not_after=utc(entry.not_after),
         )

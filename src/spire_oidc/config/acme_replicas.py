@@ -17,8 +17,9 @@ from spire_oidc.errors import ConfigError
 
 
 class _Errors(Protocol):
-    def error(self, message: str, section: Section | None = None, name: str = "") -> ConfigError:
-        ...
+    def error(
+        self, message: str, section: Section | None = None, name: str = ""
+    ) -> ConfigError: ...
 
 
 def replica_keys(checks: _Errors, acme: Section) -> tuple[str, float]:
