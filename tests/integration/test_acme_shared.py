@@ -5,6 +5,7 @@ that did not order (tls-alpn-01 and http-01), a storage outage, and a holder tha
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -16,12 +17,15 @@ import pytest
 from spire_oidc.acme.replicas import PollIntervals
 from spire_oidc.acme.service import AcmeService
 from spire_oidc.acme.shared import challenge_key
-from spire_oidc.config.model import AcmeConfig
+from spire_oidc.config.model import AcmeConfig, HealthChecksConfig
+from spire_oidc.config.storage_url import parse_storage_url
 from spire_oidc.core.clock import SystemClock
 from spire_oidc.core.state import ProcessState
+from spire_oidc.daemon import Provider
 from spire_oidc.storage.base import ObjectStore, StorageError
 from spire_oidc.storage.files import FileStore
 from spire_oidc.storage.memory import MemoryStore
+from spire_oidc.storage.open import open_store
 from tests.acme_support.dns import LoopbackDNS
 from tests.acme_support.fixtures import (
     NAME,
@@ -33,10 +37,11 @@ from tests.acme_support.fixtures import (
     wait_for_certificate,
 )
 from tests.acme_support.pebble import Pebble, free_port
-from tests.integration.support import wait_for
+from tests.integration.support import Starter, get, raw_http, wait_for
+from tests.storage_support.fixtures import Bucket, s3_bucket, seaweedfs
 
 pytestmark = pytest.mark.integration
-__all__ = ["dns", "pebble_factory"]
+__all__ = ["dns", "pebble_factory", "s3_bucket", "seaweedfs"]
 
 QUICK = PollIntervals(fast=(0.2, 0.4), slow=(2.0, 3.0))
 
@@ -93,14 +98,24 @@ async def _start(
     return service
 
 
+@pytest.mark.parametrize("kind", ["file", "s3"])
 async def test_three_replicas_cold_start_place_one_order_and_serve_one_certificate(
-    pebble_factory: PebbleFactory, tmp_path: Path, replicas: list[AcmeService]
+    kind: str,
+    pebble_factory: PebbleFactory,
+    tmp_path: Path,
+    replicas: list[AcmeService],
+    request: pytest.FixtureRequest,
 ) -> None:
-    """Three replicas started at once on one file:// storage: exactly one order at the CA, one
-    certificate, and every replica serves its serial within 10 s of the issuance (default
-    polling: 3-5 s)."""
+    """Three replicas started at once on one storage (a file:// directory, or SeaweedFS over
+    S3 with signed requests): exactly one order at the CA, one certificate, and every replica
+    serves its serial within 10 s of the issuance (default polling: 3-5 s)."""
     pebble = await pebble_factory()
-    store = FileStore(str(tmp_path / "shared"))
+    store: ObjectStore
+    if kind == "file":
+        store = FileStore(str(tmp_path / "shared"))
+    else:
+        bucket: Bucket = request.getfixturevalue("s3_bucket")
+        store = open_store(parse_storage_url(bucket.url), env=bucket.env)
     configs = [
         _acme(pebble, tmp_path, tls_port=pebble.tls_port if i == 0 else free_port())
         for i in range(3)
@@ -118,8 +133,11 @@ async def test_three_replicas_cold_start_place_one_order_and_serve_one_certifica
     assert spread < 10.0, spread
     assert sum(s.manager.orders for s in replicas) == 1
     assert _orders(pebble) == 1 and _issued(pebble) == 1
-    assert (tmp_path / "shared" / NAME).exists()  # autocert's layout
-    assert (tmp_path / "shared" / "acme_account+key").exists()
+    for key in (NAME, "acme_account+key"):  # autocert's layout
+        stored = await store.get(key)
+        assert stored is not None and stored.data
+    if kind == "file":
+        assert (tmp_path / "shared" / NAME).exists()
 
 
 @pytest.mark.parametrize("challenge", ["tls-alpn-01", "http-01"])
@@ -265,3 +283,30 @@ async def test_a_holder_killed_mid_order_is_taken_over_after_the_lease(
     assert sum(s.manager.orders for s in others) == 1
     assert _issued(pebble) == 1
     assert sum(s.manager.replicas.locks[NAME].takeovers for s in others if s.manager.replicas) == 1
+
+
+async def test_the_daemon_opens_the_configured_storage_and_reports_it(
+    pebble_factory: PebbleFactory, tmp_path: Path, run_provider: Starter
+) -> None:
+    """A provider configured with acme.storage = file://… orders into that directory and its
+    /ready?verbose has an acme_storage section (reachable, no lock held afterwards, last poll)."""
+    pebble = await pebble_factory()
+    health_port = free_port()
+    config = acme_config(pebble, tmp_path)
+    assert config.acme is not None
+    shared = tmp_path / "shared"
+    config = replace(
+        config,
+        acme=replace(config.acme, storage=f"file://{shared}", cache_dir="", lock_lease=5.0),
+        health_checks=HealthChecksConfig(bind_port=health_port, bind_host="127.0.0.1"),
+    )
+    provider: Provider = await run_provider(config)
+    got = await wait_for_certificate(pebble.tls_port, client_context(await pebble.root_pem()))
+    assert got.status == 200
+    assert (shared / NAME).exists() and (shared / "spire-oidc" / "locks" / NAME).exists()
+    assert not (tmp_path / "acme-cache").exists()
+    ready = await raw_http(("127.0.0.1", health_port), get("/ready?verbose"))
+    section = json.loads(ready.body)["acme_storage"]
+    assert section["reachable"] is True and section["lock_held"] == []
+    assert str(shared) not in ready.body.decode()  # health is public: no location
+    assert provider.acme is not None and provider.acme.manager.orders == 1
