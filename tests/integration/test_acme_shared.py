@@ -310,3 +310,32 @@ async def test_the_daemon_opens_the_configured_storage_and_reports_it(
     assert section["reachable"] is True and section["lock_held"] == []
     assert str(shared) not in ready.body.decode()  # health is public: no location
     assert provider.acme is not None and provider.acme.manager.orders == 1
+
+
+async def test_a_renewal_is_one_order_for_all_replicas(
+    pebble_factory: PebbleFactory, tmp_path: Path, replicas: list[AcmeService]
+) -> None:
+    """With short-lived certificates (24 s), three replicas renew with one order between them
+    (they share the renewal time, drawn from the serial) and all serve the renewed serial."""
+    pebble = await pebble_factory(validity=24)
+    store = MemoryStore()
+    configs = [
+        _acme(pebble, tmp_path, tls_port=pebble.tls_port if i == 0 else free_port())
+        for i in range(3)
+    ]
+    await asyncio.gather(*(_start(replicas, c, store) for c in configs))
+    ctx = client_context(await pebble.root_pem())
+    first = await wait_for_certificate(configs[0].port, ctx, timeout=30.0)
+    await wait_for(lambda: all(NAME in s.manager.entries for s in replicas), 10.0, "installs")
+    await wait_for(
+        lambda: all(
+            s.manager.entries[NAME].serial != format(first.cert.serial_number, "x")
+            for s in replicas
+        ),
+        30.0,
+        "the renewal on every replica",
+    )
+    serials = {s.manager.entries[NAME].serial for s in replicas}
+    assert len(serials) == 1
+    assert _orders(pebble) == 2 and _issued(pebble) == 2
+    assert sum(s.manager.orders for s in replicas) == 2

@@ -184,6 +184,9 @@ class Replicas:
             if due_at > now:
                 m.install(name, stored, source="storage (issued by another replica)")
                 return
+            if current is None:  # due, but valid: serve it while the renewal runs
+                m.install(name, stored, source="storage (due for renewal)")
+                current = stored
         entry = await m.obtain(name)
         if not await m.store_entry(name, entry):
             log.error(
