@@ -173,10 +173,10 @@ async def start(
         if config.publish is not None:  # fed by the store; never awaited by the HTTP path
             publication = start_publication(config, store, clock)
             stack.push_async_callback(publication.store.close)  # after the publisher stopped
+            state.reports["publish"] = publication.status.public  # /ready?verbose, informative
             if prom is not None:
                 prom.watch_publication(publication.status)
-        status = publication.status if publication is not None else None
-        health = health_listener(config, store, source, clock, state, prom, timeouts, status)
+        health = health_listener(config, store, source, clock, state, prom, timeouts)
         if health is not None:
             stack.push_async_callback(health.stop)  # closed last
         tasks: list[asyncio.Task[None]] = []

@@ -5,9 +5,11 @@
   the provider is not shutting down.
 * ``live``: the process works, whatever SPIRE's state (SPIRE's ``live`` fails during an upstream
   outage, and a liveness restart would throw away the last good keys).
-* With ``publish``, ``?verbose`` adds a ``publish`` section (storage scheme, state, pending, last
-  success, last error reason); publication never changes ``ready`` (a storage outage must not
-  take the listener out of a load balancer).
+* Other parts add sections to ``?verbose`` through ``ProcessState.reports`` (name -> report):
+  ``publish`` (the publisher: storage scheme, state, pending, last success, last error reason)
+  and ``acme_storage`` (the ACME replicas' shared storage). These sections are informative:
+  publication never changes ``ready`` (a storage outage must not take the listener out of a
+  load balancer).
 
 Bodies are empty, as in SPIRE; ``?verbose`` adds a JSON explanation for humans. The health
 listener is unauthenticated: the explanation names no path, address, trust domain or kid, and the
@@ -26,7 +28,6 @@ from multidict import CIMultiDict
 
 from spire_oidc.config.model import METRICS_PATH, HealthChecksConfig
 from spire_oidc.core.clock import Clock
-from spire_oidc.core.publication import PublishStatus
 from spire_oidc.core.state import ProcessState
 from spire_oidc.core.store import KeyStore
 from spire_oidc.http.httputil import Response, text_response
@@ -63,10 +64,8 @@ class HealthHandler:
         clock: Clock,
         state: ProcessState,
         metrics: MetricsExposition | None = None,
-        publish: PublishStatus | None = None,
     ) -> None:
         self._config = config
-        self._publish = publish
         self._metrics = metrics
         self._store = store
         self._threshold = freshness_threshold(poll_interval)
@@ -99,7 +98,9 @@ class HealthHandler:
                 f"(threshold {self._threshold:.0f}s)"
             )
         reasons.extend(f"{k}: {v}" for k, v in sorted(self._state.waiting.items()))
+        extra = {name: report(now) for name, report in sorted(self._state.reports.items())}
         facts: dict[str, object] = {
+            **extra,
             "reasons": reasons,
             "source": self._source_kind,
             "streaming": self._store.streaming,
@@ -108,8 +109,6 @@ class HealthHandler:
             "key_count": None if current is None else len(current.keys.keys),
             "last_error": public_error(self._store.last_error),
         }
-        if self._publish is not None:  # informative only: publication never makes us unready
-            facts["publish"] = self._publish.public(now)
         return facts
 
     def is_ready(self) -> bool:
