@@ -67,9 +67,9 @@ async def _list_cloud(bucket: Bucket) -> set[str]:
     return keys
 
 
-@pytest.fixture(params=BACKENDS)
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    name: str = request.param
+async def _open_backend(
+    name: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[Backend]:
     if name == "memory":
         memory = MemoryStore()
 
@@ -102,9 +102,38 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     await store.close()
 
 
+# Each test asks for the backends it applies to (no skips: every collected case runs).
+@pytest.fixture(params=BACKENDS)
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    async for opened in _open_backend(request.param, request, tmp_path):
+        yield opened
+
+
+@pytest.fixture(params=[b for b in BACKENDS if b != "memory"])
+async def prefixed(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """The backends that store keys under a prefix (all but memory)."""
+    async for opened in _open_backend(request.param, request, tmp_path):
+        yield opened
+
+
+@pytest.fixture(params=["s3", "az", "gs"])
+async def cloud(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """The cloud backends (a server that can be stopped, an endpoint variable)."""
+    async for opened in _open_backend(request.param, request, tmp_path):
+        yield opened
+
+
+@pytest.fixture(params=sorted(SECRET_VARIABLE))
+async def signed(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """The cloud backends whose test server checks a secret (the GCS fake, like GCS
+    emulators, takes no credentials)."""
+    async for opened in _open_backend(request.param, request, tmp_path):
+        yield opened
+
+
 def cloud_only(backend: Backend) -> Bucket:
     if backend.bucket is None:
-        pytest.skip(f"not applicable to the {backend.name} backend")
+        raise AssertionError(f"{backend.name} is not a cloud backend")
     return backend.bucket
 
 
@@ -177,20 +206,18 @@ async def test_concurrent_ifmatch_writers_exactly_one_wins(backend: Backend) -> 
     assert got is not None and got.etag == winners[0]
 
 
-async def test_keys_live_under_the_prefix(backend: Backend) -> None:
+async def test_keys_live_under_the_prefix(prefixed: Backend) -> None:
     """A key is stored as ``<prefix>/<key>``, as a second client listing the bucket sees it."""
-    if backend.name == "memory":
-        pytest.skip("the memory store has no prefix")
+    backend = prefixed
     await backend.store.put("a/b.json", b"{}")
     assert "pre/fix/a/b.json" in await backend.listed()
 
 
-async def test_wrong_secret_names_the_variable(backend: Backend) -> None:
+async def test_wrong_secret_names_the_variable(signed: Backend) -> None:
     """A refused signature raises StorageError(reason="credentials") naming the secret's
     variable, and the secret itself is not in the message."""
+    backend = signed
     bucket = cloud_only(backend)
-    if backend.name not in SECRET_VARIABLE:
-        pytest.skip("the GCS fake, like GCS emulators, takes no credentials")
     variable = SECRET_VARIABLE[backend.name]
     wrong = "d3JvbmctYnV0LXdlbGwtZm9ybWVkLXNlY3JldA=="
     store = backend.reopen({**bucket.env, variable: wrong})
@@ -201,9 +228,10 @@ async def test_wrong_secret_names_the_variable(backend: Backend) -> None:
     assert wrong not in str(err.value) and bucket.env[variable] not in str(err.value)
 
 
-async def test_outage_is_unreachable_then_recovers(backend: Backend) -> None:
+async def test_outage_is_unreachable_then_recovers(cloud: Backend) -> None:
     """With the server stopped a call fails with reason "unreachable" within the bound, and
     after a restart on the same data the next call works and sees the old object."""
+    backend = cloud
     bucket = cloud_only(backend)
     await backend.store.put("kept", b"before")
     with stopped(bucket.server):
@@ -218,9 +246,10 @@ async def test_outage_is_unreachable_then_recovers(backend: Backend) -> None:
     await backend.store.put("kept", b"after")
 
 
-async def test_http_endpoint_needs_the_variable_to_say_so(backend: Backend) -> None:
+async def test_http_endpoint_needs_the_variable_to_say_so(cloud: Backend) -> None:
     """The test servers speak plain HTTP: an https:// endpoint variable for the same server
     fails (TLS to a plain-HTTP port), i.e. http is used only because the variable says so."""
+    backend = cloud
     bucket = cloud_only(backend)
     var = ENDPOINT_VARIABLE[backend.name]
     env = {**bucket.env, var: bucket.env[var].replace("http://", "https://")}
