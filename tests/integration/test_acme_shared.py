@@ -305,8 +305,14 @@ async def test_the_daemon_opens_the_configured_storage_and_reports_it(
     assert got.status == 200
     assert (shared / NAME).exists() and (shared / "spire-oidc" / "locks" / NAME).exists()
     assert not (tmp_path / "acme-cache").exists()
-    ready = await raw_http(("127.0.0.1", health_port), get("/ready?verbose"))
-    section = json.loads(ready.body)["acme_storage"]
+    # the holder installs the certificate, stores it, then releases the lock
+    deadline = time.monotonic() + 10.0
+    while True:
+        ready = await raw_http(("127.0.0.1", health_port), get("/ready?verbose"))
+        section = json.loads(ready.body)["acme_storage"]
+        if section["lock_held"] == [] or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
     assert section["reachable"] is True and section["lock_held"] == []
     assert str(shared) not in ready.body.decode()  # health is public: no location
     assert provider.acme is not None and provider.acme.manager.orders == 1
