@@ -85,7 +85,7 @@ def replica_config(
     """One replica's HCL configuration (only ``addr``/``http_addr``/health port differ)."""
     quoted = ", ".join(f'"{c}"' for c in challenges)
     return (
-        f'log_level = "debug"\nlog_format = "json"\ndomains = ["{NAME}"]\n'
+        f'log_level = "info"\nlog_format = "json"\ndomains = ["{NAME}"]\n'
         f'file {{\n  path = "{bundle}"\n  poll_interval = "1s"\n}}\n'
         f'health_checks {{\n  bind_host = "127.0.0.1"\n  bind_port = {health_port}\n'
         "  metrics = true\n}\n"
