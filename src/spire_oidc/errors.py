@@ -28,6 +28,8 @@
     │                             (also a ValueError)
     ├── WorkerStopped             acme/worker.py: a request reached the stopped ACME worker
     │                             (also a RuntimeError)
+    ├── LockLost                  acme/lock.py: this replica lost the shared order lock (its
+    │                             order stops at once)
     ├── StorageError              storage/base.py: an object-store request failed (``reason``
     │   │                         from a fixed vocabulary, for metrics)
     │   └── PreconditionFailed    a conditional write lost (CREATE on an existing object, or

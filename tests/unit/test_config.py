@@ -1094,6 +1094,8 @@ def test_effective_config_acme_block() -> None:
         "http_addr": ":80",
         "ca_bundle_path": "",
         "eab": None,
+        "storage": "",
+        "lock_lease": 120,
     }
 
 

@@ -23,6 +23,8 @@ import contextlib
 import os
 import stat
 import tempfile
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Protocol
 
 import structlog
@@ -42,7 +44,15 @@ LEGACY_ACCOUNT_KEY = "acme_account.key"
 
 
 class CacheError(ProviderError, OSError):
-    """The cache could not be read or written (the manager logs it and carries on)."""
+    """The cache could not be read or written (the manager logs it and carries on).
+
+    ``reason`` is the shared storage's failure reason (:data:`spire_oidc.storage.base.REASONS`)
+    when the cache is the replicas' object store, else ``"local"``.
+    """
+
+    def __init__(self, message: str, *, reason: str = "local") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class Cache(Protocol):
@@ -55,6 +65,50 @@ class Cache(Protocol):
     def set_aside(self, name: str) -> str | None: ...
 
     def describe(self) -> str: ...
+
+
+class AsyncCache(Protocol):
+    """What the manager uses: the local cache through the worker (:class:`WorkerCache`) or
+    the replicas' shared object store (:class:`spire_oidc.acme.shared.StoreCache`)."""
+
+    def describe(self) -> str: ...
+
+    async def get(self, name: str) -> bytes | None: ...
+
+    async def put(self, name: str, data: bytes) -> None: ...
+
+    async def put_new(self, name: str, data: bytes) -> bytes:
+        """Store ``data`` unless a usable entry appeared meanwhile; what is stored afterwards
+        (another replica's entry wins: the account key is created once)."""
+        ...
+
+    async def set_aside(self, name: str) -> str | None: ...
+
+
+class WorkerCache:
+    """A blocking :class:`Cache` run in the ACME worker thread (one replica)."""
+
+    def __init__(self, cache: Cache, call: Callable[[Callable[[], object]], Awaitable[object]]):
+        self.cache = cache
+        self._call = call
+
+    def describe(self) -> str:
+        return self.cache.describe()
+
+    async def get(self, name: str) -> bytes | None:
+        data = await self._call(partial(self.cache.get, name))
+        return data if isinstance(data, bytes) else None
+
+    async def put(self, name: str, data: bytes) -> None:
+        await self._call(partial(self.cache.put, name, data))
+
+    async def put_new(self, name: str, data: bytes) -> bytes:
+        await self.put(name, data)
+        return data
+
+    async def set_aside(self, name: str) -> str | None:
+        moved = await self._call(partial(self.cache.set_aside, name))
+        return moved if isinstance(moved, str) else None
 
 
 def _check_name(name: str) -> str:

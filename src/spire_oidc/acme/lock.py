@@ -171,7 +171,9 @@ class StorageLock:
         if self._etag is None:
             raise LockLost(f"{self.key}: not held")
         try:
-            self._etag = await self.store.put(self.key, self._record(HELD), mode=IfMatch(self._etag))
+            self._etag = await self.store.put(
+                self.key, self._record(HELD), mode=IfMatch(self._etag)
+            )
         except PreconditionFailed:
             self._etag = None
             raise LockLost(f"{self.key}: taken over by another replica") from None

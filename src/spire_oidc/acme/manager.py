@@ -24,10 +24,11 @@ import contextlib
 import random
 from collections.abc import Sequence
 from functools import partial
+from typing import TYPE_CHECKING
 
 import structlog
 
-from spire_oidc.acme.cache import ACCOUNT_KEY, LEGACY_ACCOUNT_KEY, Cache, CacheError
+from spire_oidc.acme.cache import ACCOUNT_KEY, LEGACY_ACCOUNT_KEY, AsyncCache, CacheError
 from spire_oidc.acme.certs import (
     CertEntry,
     EntryError,
@@ -47,6 +48,9 @@ from spire_oidc.core.backoff import BackoffPolicy
 from spire_oidc.core.clock import Clock
 from spire_oidc.core.events import EventMetrics, NullMetrics
 from spire_oidc.core.state import ProcessState
+
+if TYPE_CHECKING:
+    from spire_oidc.acme.replicas import Replicas
 
 log = structlog.get_logger("spire_oidc.acme")
 
@@ -75,11 +79,13 @@ class AcmeManager:
         email: str,
         eab: Eab | None,
         verify: str | bool,
-        cache: Cache,
+        cache: AsyncCache,
         responders: Responders,
         state: ProcessState,
         clock: Clock,
         rng: random.Random | None = None,
+        worker: Worker | None = None,
+        replicas: Replicas | None = None,
     ) -> None:
         self.names = tuple(names)
         self._directory_url = directory_url
@@ -91,7 +97,8 @@ class AcmeManager:
         self._state = state
         self._clock = clock
         self._rng = rng or random.Random()
-        self._worker = Worker()
+        self._worker = worker or Worker()
+        self.replicas = replicas  # shared storage: the replicas' loop (acme/replicas.py)
         self._session: AcmeSession | None = None
         self._session_lock = asyncio.Lock()
         self._account_key: PrivateKey | None = None
@@ -107,16 +114,17 @@ class AcmeManager:
     async def start(self) -> None:
         """Serve what the cache holds, then order the rest and keep everything renewed."""
         for name in self.names:
-            entry = await self._from_cache(name)
+            entry = await self.read_entry(name)
             if entry is not None:
-                self._install(name, entry, source="cache")
+                self.install(name, entry, source="cache")
             else:
                 self._state.waiting[f"acme {name}"] = "waiting for a certificate"
         waiting = [n for n in self.names if n not in self.entries]
         if waiting:
             log.info("acme_waiting_for_certificates", names=waiting)
         for name in self.names:
-            self._tasks.append(asyncio.create_task(self._maintain(name), name=f"acme:{name}"))
+            loop = self._maintain(name) if self.replicas is None else self.replicas.maintain(name)
+            self._tasks.append(asyncio.create_task(loop, name=f"acme:{name}"))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -136,28 +144,29 @@ class AcmeManager:
         while True:
             if name in self.entries:
                 await self._sleep_until(self.renew_at[name])
-                adopted = await self._from_cache(name, newer_than=self.entries[name])
+                adopted = await self.read_entry(name, newer_than=self.entries[name])
                 if adopted is not None:
-                    self._install(name, adopted, source="cache (renewed elsewhere)")
+                    self.install(name, adopted, source="cache (renewed elsewhere)")
                     continue
             try:
-                entry = await self._obtain(name)
+                entry = await self.obtain(name)
             except AcmeError as exc:
                 failures += 1
                 delay = backoff(failures, exc, self._rng)
-                self._failed(name, exc, failures, delay)
+                self.failed(name, exc, failures, delay)
                 await self._clock.sleep(delay)
                 continue
             failures = 0
-            await self._store(name, entry)
-            self._install(name, entry, source="renewed" if name in self.entries else "issued")
+            await self.store_entry(name, entry)
+            self.install(name, entry, source="renewed" if name in self.entries else "issued")
 
     async def _sleep_until(self, when: float) -> None:
         # A wall-clock deadline, not an event: re-read the clock at least hourly.
         while (left := when - self._clock.now()) > 0:
             await self._clock.sleep(min(left, _MAX_SLEEP))
 
-    async def _obtain(self, name: str) -> CertEntry:
+    async def obtain(self, name: str) -> CertEntry:
+        """Order a certificate for ``name`` now (raises :class:`AcmeError`)."""
         try:
             session = await self._ready_session()
             self.orders += 1
@@ -180,7 +189,7 @@ class AcmeManager:
             log.exception("acme_unexpected_error", name=name)
             raise AcmeError(f"{name}: unexpected {type(exc).__name__}: {exc}") from exc
 
-    def _failed(self, name: str, exc: AcmeError, failures: int, delay: float) -> None:
+    def failed(self, name: str, exc: AcmeError, failures: int, delay: float) -> None:
         self.failures += 1
         self.metrics.acme_failure(name, "transient" if exc.transient else "refused")
         now = self._clock.now()
@@ -213,7 +222,7 @@ class AcmeManager:
             if self._session is not None:
                 return self._session
             if self._account_key is None:
-                self._account_key = await self._worker.call(self._load_account_key)
+                self._account_key = await self._load_account_key()
             session = AcmeSession(self._directory_url, self._account_key, verify=self._verify)
             await self._worker.call(session.connect)
             if session.external_account_required() and self._eab is None:
@@ -227,11 +236,12 @@ class AcmeManager:
             self._session = session
             return session
 
-    def _load_account_key(self) -> PrivateKey:
-        """Worker thread: the cached account key, or a new one written to the cache."""
+    async def _load_account_key(self) -> PrivateKey:
+        """The cached account key, or a new one written to the cache (with shared storage:
+        created once; a replica that loses the race uses the winner's)."""
         for name in (ACCOUNT_KEY, LEGACY_ACCOUNT_KEY):
             try:
-                data = self._cache.get(name)
+                data = await self._cache.get(name)
             except CacheError as exc:
                 log.error("acme_cache_read_failed", entry=name, error=str(exc))
                 continue
@@ -242,7 +252,7 @@ class AcmeManager:
             except EntryError as exc:
                 moved = None
                 with contextlib.suppress(CacheError):
-                    moved = self._cache.set_aside(name)
+                    moved = await self._cache.set_aside(name)
                 log.error(
                     "acme_account_key_invalid",
                     entry=name,
@@ -252,15 +262,22 @@ class AcmeManager:
                 )
         key = new_key()
         try:
-            self._cache.put(ACCOUNT_KEY, key_to_pem(key))
+            stored = await self._cache.put_new(ACCOUNT_KEY, key_to_pem(key))
         except CacheError as exc:
+            if self.replicas is not None:  # an unsaved key would give each replica an account
+                raise AcmeError(f"the account key cannot be stored: {exc}", transient=True) from exc
             log.error("acme_cache_write_failed", entry=ACCOUNT_KEY, error=str(exc))
-        return key
+            return key
+        try:
+            return parse_private_key(stored)
+        except EntryError as exc:
+            raise AcmeError(f"the stored account key is unusable: {exc}", transient=True) from exc
 
     # -- the cache and the table -------------------------------------------------------------
-    async def _from_cache(self, name: str, newer_than: CertEntry | None = None) -> CertEntry | None:
+    async def read_entry(self, name: str, newer_than: CertEntry | None = None) -> CertEntry | None:
+        """The cached entry for ``name`` if usable (and, with ``newer_than``, newer and not due)."""
         try:
-            data = await self._worker.call(partial(self._cache.get, name))
+            data = await self._cache.get(name)
         except CacheError as exc:
             log.error("acme_cache_read_failed", entry=name, error=str(exc))
             return None
@@ -285,18 +302,32 @@ class AcmeManager:
                 return None
         return entry
 
-    async def _store(self, name: str, entry: CertEntry) -> None:
+    def decode(self, name: str, data: bytes) -> CertEntry | None:
+        """A usable entry from stored bytes, or None (logged at debug: polls repeat it)."""
         try:
-            await self._worker.call(partial(self._cache.put, name, entry.encode()))
+            return decode_entry(data, name, self._clock.now())
+        except EntryError as exc:
+            log.debug("acme_stored_entry_unusable", name=name, reason=str(exc))
+            return None
+
+    async def store_entry(self, name: str, entry: CertEntry) -> bool:
+        """Write the entry to the cache; False (logged) when that failed."""
+        try:
+            await self._cache.put(name, entry.encode())
         except CacheError as exc:
             log.error("acme_cache_write_failed", entry=name, error=str(exc))
+            return False
+        return True
 
-    def _install(self, name: str, entry: CertEntry, *, source: str) -> None:
+    def install(self, name: str, entry: CertEntry, *, source: str) -> None:
+        """Serve ``entry`` for ``name`` on new connections and schedule its renewal."""
         ctx = context_from_pem(entry.chain_pem(), entry.key_pem())
         self._responders.table.install(name, ctx)
         first = name not in self.entries
         self.entries[name] = entry
-        self.renew_at[name] = renewal_time(entry.not_before, entry.not_after, self._rng)
+        # Replicas draw the same jitter (seeded by the serial): they are due together.
+        rng = self._rng if self.replicas is None else random.Random(entry.serial)
+        self.renew_at[name] = renewal_time(entry.not_before, entry.not_after, rng)
         self.installed += 1
         self.metrics.certificate_loaded(name, entry.not_after, source="acme")
         self._state.waiting.pop(f"acme {name}", None)

@@ -15,6 +15,7 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Protocol
 
 import structlog
 from acme import challenges, messages
@@ -35,6 +36,7 @@ from spire_oidc.acme.tlsalpn import ACME_TLS_ALPN, challenge_certificate
 from spire_oidc.acme.worker import Worker
 from spire_oidc.core.backoff import Backoff, BackoffPolicy
 from spire_oidc.core.clock import Clock
+from spire_oidc.storage.base import StorageError
 
 log = structlog.get_logger("spire_oidc.acme")
 
@@ -44,15 +46,27 @@ ORDER_TIMEOUT = 300.0
 # Polling starts at 25 ms and doubles to 2 s (no jitter); the CA's Retry-After, up to a minute,
 # is a floor.
 POLL_BACKOFF = BackoffPolicy(0.025, 2.0, jitter=0.0, max_retry_after=60.0)
+WITHDRAW_TIMEOUT = 5.0
+
+
+class ChallengePublisher(Protocol):
+    """Where the lock holder shares challenge answers with the other replicas (the shared
+    storage), so that any replica answers any validation."""
+
+    async def publish(self, typ: str, ident: str, data: bytes) -> None: ...
+
+    async def withdraw(self, typ: str, ident: str) -> None: ...
 
 
 @dataclass
 class Responders:
-    """Where challenge answers are installed (the TLS table, the http-01 handler)."""
+    """Where challenge answers are installed (the TLS table, the http-01 handler, and with
+    shared storage the publisher: written *before* the CA is told to validate)."""
 
     table: CertificateTable
     http01: Http01Handler | None
     types: Sequence[str]  # preference order
+    publisher: ChallengePublisher | None = None
 
 
 class Order:
@@ -89,7 +103,7 @@ class Order:
             await self._deactivate_pending()
             raise
         finally:
-            self._remove_answers()
+            await self._remove_answers()
 
     async def _run(self) -> CertEntry:
         session, call = self._session, self._worker.call
@@ -102,7 +116,7 @@ class Order:
             if authzr.body.status == messages.STATUS_VALID:
                 continue  # the CA reused an earlier authorization
             challb = self._pick(authzr)
-            self._install(challb)
+            await self._install(challb)
             await call(partial(session.answer, challb, challb.chall.response(session.jwk)))
         for authzr in orderr.authorizations:
             await self._await_valid(authzr)
@@ -127,7 +141,7 @@ class Order:
             f"{list(self._responders.types)} (offered: {sorted(offered)})"
         )
 
-    def _install(self, challb: messages.ChallengeBody) -> None:
+    async def _install(self, challb: messages.ChallengeBody) -> None:
         chall = challb.chall
         if not isinstance(chall, challenges.KeyAuthorizationChallenge):
             raise AcmeError(f"{self.name}: the CA offered an unexpected {chall.typ} challenge")
@@ -137,6 +151,7 @@ class Order:
             ctx = context_from_pem(chain, key_pem, alpn=[ACME_TLS_ALPN])
             self._responders.table.set_challenge(self.name, ctx)
             self._installed.append((TLS_ALPN_01, self.name))
+            await self._publish(TLS_ALPN_01, self.name, key_pem + chain)
         else:
             http01 = self._responders.http01
             if http01 is None:  # _pick() only chooses http-01 when there is a handler
@@ -144,15 +159,37 @@ class Order:
             token = chall.encode("token")
             http01.tokens[token] = key_authorization
             self._installed.append((HTTP_01, token))
+            await self._publish(HTTP_01, token, key_authorization.encode("ascii"))
         log.info("acme_challenge_ready", name=self.name, challenge=chall.typ)
 
-    def _remove_answers(self) -> None:
-        for typ, ident in self._installed:
+    async def _publish(self, typ: str, ident: str, data: bytes) -> None:
+        publisher = self._responders.publisher
+        if publisher is None:
+            return
+        try:
+            await publisher.publish(typ, ident, data)
+        except StorageError as exc:  # the CA is not told: other replicas could not answer
+            raise AcmeError(
+                f"{self.name}: the {typ} answer cannot be shared with the other replicas "
+                f"(storage {exc.reason})",
+                transient=True,
+            ) from exc
+
+    async def _remove_answers(self) -> None:
+        installed, self._installed = list(self._installed), []
+        for typ, ident in installed:
             if typ == TLS_ALPN_01:
                 self._responders.table.clear_challenge(ident)
             elif self._responders.http01 is not None:
                 self._responders.http01.tokens.pop(ident, None)
-        self._installed.clear()
+        publisher = self._responders.publisher
+        if publisher is None:
+            return
+        for typ, ident in installed:
+            try:
+                await asyncio.wait_for(publisher.withdraw(typ, ident), WITHDRAW_TIMEOUT)
+            except (StorageError, TimeoutError) as exc:
+                log.warning("acme_challenge_withdraw_failed", challenge=typ, error=str(exc))
 
     async def _await_valid(self, authzr: messages.AuthorizationResource) -> None:
         pause = Backoff(POLL_BACKOFF)

@@ -1,7 +1,8 @@
 """Which TLS context a connection gets, decided from its ClientHello before the handshake.
 
 * ALPN exactly ``["acme-tls/1"]`` (Go autocert's ``wantsTokenCert``): the name's tls-alpn-01
-  challenge certificate while an authorization is pending, else the handshake is refused. Any
+  challenge certificate while an authorization is pending (held here, or with shared storage
+  published by the replica that orders), else the handshake is refused. Any
   other client never gets a challenge certificate, even during a validation.
 * An SNI name with a certificate: that certificate (the current one; a renewal swaps the
   context for new connections, open ones keep theirs).
@@ -19,7 +20,7 @@ import asyncio
 import contextlib
 import enum
 import ssl
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from spire_oidc.acme.clienthello import ClientHello
 
@@ -47,6 +48,8 @@ class CertificateTable:
         self._challenges: dict[str, ssl.SSLContext] = {}
         self._ready: dict[str, asyncio.Event] = {}
         self.refusals = 0
+        # With shared storage: the challenge another replica published for a configured name.
+        self.challenge_lookup: Callable[[str], Awaitable[ssl.SSLContext | None]] | None = None
 
     def _event(self, name: str) -> asyncio.Event:
         event = self._ready.get(name)
@@ -80,6 +83,8 @@ class CertificateTable:
         name = normalize(hello.server_name)
         if hello.wants_acme_tls:
             challenge = self._challenges.get(name) if name else None
+            if challenge is None and name in self.names and self.challenge_lookup is not None:
+                challenge = await self.challenge_lookup(name)
             return challenge if challenge is not None else self._refuse(Refusal.UNRECOGNIZED_NAME)
         if name is None:
             default = self._default()

@@ -14,15 +14,18 @@ from collections.abc import Sequence
 import structlog
 from aiohttp import web
 
-from spire_oidc.acme.cache import open_cache
+from spire_oidc.acme.cache import AsyncCache, WorkerCache, open_cache
 from spire_oidc.acme.certs import eligible
 from spire_oidc.acme.http01 import Http01Handler
 from spire_oidc.acme.listener import PeekSite
 from spire_oidc.acme.manager import AcmeManager
-from spire_oidc.acme.order import HTTP_01, Responders
+from spire_oidc.acme.order import HTTP_01, ChallengePublisher, Responders
+from spire_oidc.acme.replicas import PollIntervals, Replicas
 from spire_oidc.acme.selector import CertificateTable
 from spire_oidc.acme.session import Eab
+from spire_oidc.acme.shared import SharedChallenges, SharedStorage, StoreCache
 from spire_oidc.acme.trust import TrustBundle
+from spire_oidc.acme.worker import Worker
 from spire_oidc.config.model import AcmeConfig
 from spire_oidc.core.clock import Clock
 from spire_oidc.core.events import EventMetrics, NullMetrics
@@ -33,6 +36,7 @@ from spire_oidc.http.listener_kinds import Description, SideListener, Work, sock
 from spire_oidc.http.listeners import bind_tcp
 from spire_oidc.http.timeouts import DEFAULT_TIMEOUTS, Timeouts
 from spire_oidc.http.tls import CertFileReloader
+from spire_oidc.storage.base import ObjectStore
 
 log = structlog.get_logger("spire_oidc.acme")
 
@@ -59,7 +63,10 @@ class AcmeService:
         http01_cap: ConnectionCap | None = None,
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
         metrics: EventMetrics | None = None,
+        store: ObjectStore | None = None,
+        polls: PollIntervals | None = None,
     ) -> None:
+        """``store`` is the opened ``acme.storage`` (replicas); None: the local cache."""
         self.config = config
         names = [d.lower().rstrip(".") for d in domains if eligible(d)]
         skipped = [d for d in domains if not eligible(d)]
@@ -100,30 +107,57 @@ class AcmeService:
             if self.http01 is not None
             else None
         )
+        self.metrics: EventMetrics = metrics if metrics is not None else NullMetrics()
+        self.shared = (
+            SharedStorage(store, clock=clock, metrics=self.metrics) if store is not None else None
+        )
+        self.challenges: SharedChallenges | None = None
         self.trust = TrustBundle(config.ca_bundle_path)  # a temp directory: see stop()
         try:
-            self.manager = self._manager(config, state, clock)
+            self.manager = self._manager(config, state, clock, polls or PollIntervals())
         except BaseException:
             self.trust.close()
             raise
-        self.manager.metrics = metrics if metrics is not None else NullMetrics()
+        self.manager.metrics = self.metrics
         self.socks: list[socket.socket] = []
         self.sites: list[PeekSite] = []
         self._serving = False
         self._managing = False
 
-    def _manager(self, config: AcmeConfig, state: ProcessState, clock: Clock) -> AcmeManager:
-        return AcmeManager(
+    def _manager(
+        self, config: AcmeConfig, state: ProcessState, clock: Clock, polls: PollIntervals
+    ) -> AcmeManager:
+        worker = Worker()
+        cache: AsyncCache
+        publisher: ChallengePublisher | None = None
+        replicas: Replicas | None = None
+        if self.shared is None:
+            cache = WorkerCache(open_cache(config.cache_dir), worker.call)
+        else:
+            shared = self.shared
+            cache = StoreCache(shared)
+            publisher = self.challenges = SharedChallenges(shared, self.names)
+            self.table.challenge_lookup = self.challenges.tls_alpn
+            if self.http01 is not None:
+                self.http01.lookup = self.challenges.http01
+            replicas = Replicas(shared, lease=config.lock_lease, polls=polls)
+            state.reports["acme_storage"] = shared.status.report
+        manager = AcmeManager(
             self.names,
             directory_url=config.directory_url,
             email=config.email,
             eab=Eab(config.eab_key_id, config.eab_hmac_key) if config.eab_key_id else None,
             verify=self.trust.verify,
-            cache=open_cache(config.cache_dir),
-            responders=Responders(self.table, self.http01, config.challenges),
+            cache=cache,
+            responders=Responders(self.table, self.http01, config.challenges, publisher),
             state=state,
             clock=clock,
+            worker=worker,
+            replicas=replicas,
         )
+        if replicas is not None:
+            replicas.attach(manager)
+        return manager
 
     @property
     def addresses(self) -> list[str]:
@@ -164,7 +198,9 @@ class AcmeService:
             names=list(self.names),
             directory_url=self.config.directory_url,
             challenges=list(self.config.challenges),
-            cache_dir=self.config.cache_dir or None,
+            cache_dir=self.config.cache_dir or None if self.shared is None else None,
+            storage=self.shared.status.location if self.shared is not None else None,
+            lock_lease_seconds=self.config.lock_lease if self.shared is not None else None,
             ca_trust=self.trust.base_source or "default",
             extra_ca_bundle=self.config.ca_bundle_path or None,
             eab_key_id=self.config.eab_key_id or None,
@@ -193,6 +229,8 @@ class AcmeService:
             await self.manager.stop()
         if self.http01_listener is not None:
             await self.http01_listener.stop()
+        if self.shared is not None:
+            await self.shared.close()
         self.trust.close()
 
 

@@ -14,6 +14,7 @@ import re
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from spire_oidc.config.acme_replicas import replica_keys
 from spire_oidc.config.domains import go_quote
 from spire_oidc.config.gocompat import (
     DurationError,
@@ -244,8 +245,12 @@ class Checks:
                     eab,
                     "hmac_key",
                 )
+        storage, lock_lease = replica_keys(self, acme)
         return replace(
             base,
+            storage=storage,
+            lock_lease=lock_lease,
+            cache_dir="" if storage else base.cache_dir,  # storage replaces the cache
             addr=addr,
             host=host,
             port=port,

@@ -49,6 +49,8 @@ DEFAULT_ACME_CACHE_DIR = "./.acme-cache"
 DEFAULT_ACME_ADDR = ":443"  # SPIRE's fixed ACME port
 DEFAULT_ACME_HTTP_ADDR = ":80"
 ACME_CHALLENGE_TYPES = ("tls-alpn-01", "http-01")
+DEFAULT_ACME_LOCK_LEASE = 120.0
+MIN_ACME_LOCK_LEASE = 1.0
 DEFAULT_HEALTH_PORT = 8008
 METRICS_PATH = "/metrics"  # health_checks.metrics serves here
 DEFAULT_STATE_MAX_AGE = 24 * 3600.0
@@ -122,6 +124,21 @@ class AcmeConfig:
     eab_key_id: str = key("", kind=S, origin=OURS, name="eab.key_id", doc="EAB key id")
     eab_hmac_key: str = key(  # base64url; a secret
         "", kind=S, origin=OURS, name="eab.hmac_key", doc="EAB HMAC key (base64url)", secret=True
+    )
+    storage: str = key(  # replicas: one shared store, one order (docs/acme.md)
+        "",
+        kind=S,
+        origin=OURS,
+        doc="storage shared by the replicas (s3://, az://, gs://, file:///)",
+        example="s3://bucket/oidc-acme",
+    )
+    lock_lease: float = key(
+        DEFAULT_ACME_LOCK_LEASE,
+        kind=S,
+        origin=OURS,
+        duration=True,
+        example="2m",
+        doc="lease of the replicas' order lock (at least 1s)",
     )
 
 

@@ -29,6 +29,14 @@ class EventMetrics(Protocol):
         """An ACME order or renewal for ``domain`` failed; ``reason`` is a short stable word."""
         ...
 
+    def acme_lock_held(self, domain: str, held: bool) -> None:
+        """This replica holds (or no longer holds) the shared order lock for ``domain``."""
+        ...
+
+    def acme_storage_error(self, reason: str) -> None:
+        """A call to the replicas' shared storage failed (``reason``: storage REASONS)."""
+        ...
+
 
 class NullMetrics:
     """:class:`EventMetrics` that records nothing (metrics disabled)."""
@@ -43,4 +51,10 @@ class NullMetrics:
         return None
 
     def acme_failure(self, domain: str, reason: str) -> None:
+        return None
+
+    def acme_lock_held(self, domain: str, held: bool) -> None:
+        return None
+
+    def acme_storage_error(self, reason: str) -> None:
         return None

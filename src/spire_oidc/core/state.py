@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -14,6 +15,9 @@ class ProcessState:
     # Components whose waiting entry makes ``ready`` false. ACME's does not (``ready`` keeps
     # SPIRE's meaning there); the serving_svid listener's does: it has no certificate to serve.
     blocking: set[str] = field(default_factory=set)
+    # Extra sections of ``/ready?verbose`` by name (e.g. ``acme_storage``): each is called with
+    # the wall-clock time and returns public facts only (no path, address or secret).
+    reports: dict[str, Callable[[float], dict[str, object]]] = field(default_factory=dict)
 
     def blocked(self) -> bool:
         """A blocking component is waiting."""

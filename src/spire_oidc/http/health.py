@@ -93,7 +93,9 @@ class HealthHandler:
                 f"(threshold {self._threshold:.0f}s)"
             )
         reasons.extend(f"{k}: {v}" for k, v in sorted(self._state.waiting.items()))
+        extra = {name: report(now) for name, report in sorted(self._state.reports.items())}
         return {
+            **extra,
             "reasons": reasons,
             "source": self._source_kind,
             "streaming": self._store.streaming,

@@ -102,6 +102,8 @@ class ProviderMetrics:
         self._certs: dict[tuple[str, str], float] = {}  # (source, domain) -> notAfter
         self._acme_orders: dict[str, int] = {}
         self._acme_failures: dict[tuple[str, str], int] = {}
+        self._acme_locks: dict[str, bool] = {}  # domain -> this replica holds the order lock
+        self._acme_storage_errors: dict[str, int] = {}  # reason -> count
         self._cert_files: list[CertificateFile] = []
         self._cert_generations: dict[str, int] = {}
         self._first_served: dict[str, float] = {}  # kid -> when this process first served it
@@ -173,6 +175,14 @@ class ProviderMetrics:
         with self._lock:
             key = (domain, reason)
             self._acme_failures[key] = self._acme_failures.get(key, 0) + 1
+
+    def acme_lock_held(self, domain: str, held: bool) -> None:
+        with self._lock:
+            self._acme_locks[domain] = held
+
+    def acme_storage_error(self, reason: str) -> None:
+        with self._lock:
+            self._acme_storage_errors[reason] = self._acme_storage_errors.get(reason, 0) + 1
 
     def watch_certificate_file(self, cert: CertificateFile) -> None:
         """Export the expiry of a certificate file's leaf; re-read when its generation moves."""
@@ -322,6 +332,8 @@ class ProviderMetrics:
             certs = sorted(self._certs.items())
             orders = sorted(self._acme_orders.items())
             failures = sorted(self._acme_failures.items())
+            locks = sorted(self._acme_locks.items())
+            storage_errors = sorted(self._acme_storage_errors.items())
         expiry = GaugeMetricFamily(
             f"{PREFIX}_certificate_expiry_timestamp_seconds",
             "notAfter of the certificate served for a domain, in seconds since the epoch.",
@@ -344,6 +356,32 @@ class ProviderMetrics:
         for (domain, reason), count in failures:
             acme_failures.add_metric([domain, reason], count)
         yield acme_failures
+        if locks or storage_errors:  # only with acme.storage (replicas)
+            yield from _replica_families(locks, storage_errors)
+
+
+def _replica_families(
+    locks: list[tuple[str, bool]], storage_errors: list[tuple[str, int]]
+) -> Iterator[Metric]:
+    """The ACME replicas' lock gauge and storage error counter."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    held = GaugeMetricFamily(
+        f"{PREFIX}_acme_lock_held",
+        "1 while this replica holds the shared ACME order lock for a domain.",
+        labels=["domain"],
+    )
+    for domain, is_held in locks:
+        held.add_metric([domain], 1 if is_held else 0)
+    yield held
+    errors = CounterMetricFamily(
+        f"{PREFIX}_acme_storage_errors",
+        "Failed calls to the replicas' shared ACME storage, by reason.",
+        labels=["reason"],
+    )
+    for reason, count in storage_errors:
+        errors.add_metric([reason], count)
+    yield errors
 
 
 def _by_code(name: str, doc: str, label: str, counts: dict[tuple[str, int], int]) -> Metric:
