@@ -10,6 +10,7 @@ scripts/install-pebble.sh  # Debian's pebble ACME server for tests/integration/t
 scripts/install-haproxy.sh  # Debian's haproxy (TCP balancer) for tests/integration/test_acme_replicas.py
 scripts/install-prometheus.sh  # Debian's prometheus + promtool for tests/observability/
 scripts/install-sslyze.sh  # the sslyze TLS scanner (own venv) for test_tls_safety.py
+scripts/install-storage-servers.sh  # azurite (npm) + a check for SeaweedFS, for tests/*/test_storage_*
 export PATH="$PWD/.venv/bin:$PATH"
 failed=()
 echo "== ruff"

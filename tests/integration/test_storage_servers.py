@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import time
 
 import pytest
 
-from tests.storage_support.fixtures import Bucket, s3_bucket, seaweedfs, stopped
-from tests.storage_support.servers import ACCESS_KEY, REGION, SeaweedFS, http
+from spire_oidc.config.storage_url import parse_storage_url
+from spire_oidc.storage.open import open_store
+from tests.storage_support.fixtures import (
+    Bucket,
+    az_container,
+    azurite,
+    fake_gcs,
+    gs_bucket,
+    s3_bucket,
+    seaweedfs,
+    stopped,
+    stopped_async,
+)
+from tests.storage_support.servers import ACCESS_KEY, REGION, SeaweedFS, http, missing
 from tests.storage_support.sign import sigv4_headers
 
-__all__ = ["s3_bucket", "seaweedfs"]
+__all__ = ["az_container", "azurite", "fake_gcs", "gs_bucket", "s3_bucket", "seaweedfs"]
 pytestmark = pytest.mark.integration
 
 
@@ -63,3 +76,55 @@ def test_seaweedfs_close_removes_its_sockets() -> None:
     server.close()
     assert not [s for p in ports for s in glob.glob(f"/tmp/seaweedfs-*-{p}.sock")]
     assert not server.workdir.exists()
+
+
+@pytest.mark.parametrize("fixture", ["s3_bucket", "az_container", "gs_bucket"])
+async def test_objects_are_publicly_readable(request: pytest.FixtureRequest, fixture: str) -> None:
+    """What the product writes under a bucket's prefix is served to an anonymous GET at
+    ``public_url`` with its Content-Type and Cache-Control (what the publish tests rely on)."""
+    bucket: Bucket = request.getfixturevalue(fixture)
+    store = open_store(parse_storage_url(bucket.url), env=bucket.env)
+    await store.put(
+        ".well-known/openid-configuration",
+        b'{"issuer":"https://oidc.test"}',
+        content_type="application/json",
+        cache_control="public, max-age=60",
+    )
+    status, headers, body = await asyncio.to_thread(
+        http, "GET", f"{bucket.public_url}/.well-known/openid-configuration"
+    )
+    lowered = {k.lower(): v for k, v in headers.items()}
+    assert (status, body) == (200, b'{"issuer":"https://oidc.test"}')
+    assert lowered["content-type"] == "application/json"
+    assert lowered["cache-control"] == "public, max-age=60"
+
+
+async def test_stopped_async_keeps_the_loop_running(
+    s3_bucket: Bucket, seaweedfs: SeaweedFS
+) -> None:
+    """stopped_async stops and restarts the server in a thread: the event loop keeps ticking."""
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.05)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    try:
+        async with stopped_async(seaweedfs):
+            pass
+    finally:
+        ticker.cancel()
+    assert ticks >= 10  # a stop plus a start take over a second here
+
+
+def test_a_missing_server_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the server a test is skipped, but under CI=true it fails."""
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception):
+        missing("weed is not installed")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        missing("weed is not installed")

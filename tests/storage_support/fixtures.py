@@ -12,15 +12,16 @@ test that stops a server must start it again before it ends (``stopped`` does th
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import pytest
 
-from tests.storage_support.servers import SeaweedFS, StorageServer
+from tests.storage_support.servers import Azurite, FakeGCS, SeaweedFS, StorageServer
 
 _counter = itertools.count()
 
@@ -63,6 +64,17 @@ def stopped(server: StorageServer) -> Iterator[None]:
         server.start()
 
 
+@contextlib.asynccontextmanager
+async def stopped_async(server: StorageServer) -> AsyncIterator[None]:
+    """:func:`stopped` for async tests: stopping and starting run in a thread, so a provider
+    running on the test's event loop keeps running (and sees the outage) meanwhile."""
+    await asyncio.to_thread(server.stop)
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(server.start)
+
+
 @pytest.fixture(scope="session")
 def seaweedfs() -> Iterator[SeaweedFS]:
     """One signed SeaweedFS S3 server for the test session (skipped, or failed under CI, when
@@ -81,3 +93,42 @@ def s3_bucket(seaweedfs: SeaweedFS) -> Bucket:
     name = unique_bucket_name("s3")
     seaweedfs.create_bucket(name, public_read=True)
     return Bucket(seaweedfs, name, "pre/fix")
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    """One azurite Blob server for the test session (skipped, or failed under CI, when it is
+    not installed)."""
+    server = Azurite()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def az_container(azurite: Azurite) -> Bucket:
+    """A new public-read container on the session's azurite, with prefix ``pre/fix``."""
+    name = unique_bucket_name("az")
+    azurite.create_bucket(name, public_read=True)
+    return Bucket(azurite, name, "pre/fix")
+
+
+@pytest.fixture(scope="session")
+def fake_gcs() -> Iterator[FakeGCS]:
+    """The GCS protocol fake for the session (our wiring only: no emulator serves obstore)."""
+    server = FakeGCS()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def gs_bucket(fake_gcs: FakeGCS) -> Bucket:
+    """A new bucket on the session's GCS fake, with prefix ``pre/fix``."""
+    name = unique_bucket_name("gs")
+    fake_gcs.create_bucket(name)
+    return Bucket(fake_gcs, name, "pre/fix")

@@ -24,6 +24,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -34,7 +35,7 @@ from typing import Protocol
 import pytest
 
 from tests.paths import REPO
-from tests.storage_support.sign import sigv4_headers
+from tests.storage_support.sign import azure_shared_key_headers, sigv4_headers
 
 ACCESS_KEY = "spire-oidc-test"
 SECRET_KEY = "spire-oidc-test-secret-0123456789"  # a test server's identity
@@ -98,8 +99,9 @@ class StorageServer(Protocol):
 class _Process:
     """A subprocess with its log file, started and stopped on demand."""
 
-    def __init__(self, workdir: Path, name: str) -> None:
+    def __init__(self, workdir: Path, name: str, stop_signal: int = signal.SIGTERM) -> None:
         self.workdir = workdir
+        self.stop_signal = stop_signal
         self.log = workdir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.startup_seconds = 0.0
@@ -129,7 +131,7 @@ class _Process:
         if proc is None or proc.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+            os.killpg(proc.pid, self.stop_signal)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -157,11 +159,11 @@ class SeaweedFS:
     scheme = "s3"
 
     def __init__(self, workdir: Path | None = None) -> None:
+        self.binary = weed_binary()  # first: a missing server leaves no directory behind
         self._own_dir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="weed-"))
         self.data = self.workdir / "data"
         self.data.mkdir(parents=True, exist_ok=True)
-        self.binary = weed_binary()
         names = ("master", "volume", "filer", "s3", "admin")
         self.ports = {n: free_port() for n in names}
         self.grpc_ports = {n: free_port() for n in names}
@@ -226,17 +228,24 @@ class SeaweedFS:
             self._process.spawn(self.argv(), self.s3_port)
             self._wait_s3()
 
-    def _wait_s3(self, timeout: float = 20.0) -> None:
-        """The S3 port opens before the filer is ready: wait for a signed ListBuckets."""
+    def _wait_s3(self, timeout: float = 30.0) -> None:
+        """The S3 port opens before the filer and volume are ready (500s for a while, also after
+        a restart): wait until a signed write and read of a probe object both work."""
         deadline = time.monotonic() + timeout
-        while True:
-            url = f"{self.endpoint}/"
-            status, _, body = http("GET", url, headers=self._sign("GET", url))
-            if status == 200:
-                return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"SeaweedFS S3 not ready: {status} {body[:200]!r}")
+        bucket, obj = f"{self.endpoint}/readiness-probe", f"{self.endpoint}/readiness-probe/o"
+        status, body = 0, b""
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                status, _, body = http("PUT", bucket, headers=self._sign("PUT", bucket))
+                if status in (200, 409):
+                    put = self._sign("PUT", obj, b"ok")
+                    status, _, body = http("PUT", obj, headers=put, body=b"ok")
+                    if status == 200:
+                        status, _, body = http("GET", obj, headers=self._sign("GET", obj))
+                        if status == 200:
+                            return
             time.sleep(0.1)
+        raise RuntimeError(f"SeaweedFS S3 not ready: {status} {body[:200]!r}")
 
     def _sign(self, method: str, url: str, body: bytes = b"") -> dict[str, str]:
         return sigv4_headers(
@@ -265,6 +274,134 @@ class SeaweedFS:
         status, _, body = http("PUT", url, headers=self._sign("PUT", url))
         if status not in (200, 409):
             raise RuntimeError(f"create bucket {bucket}: {status} {body[:300]!r}")
+
+    def public_base_url(self, bucket: str) -> str:
+        return f"{self.endpoint}/{bucket}"
+
+
+AZURITE_DIR = REPO / "tests" / "storage_support" / "azurite"
+AZURE_ACCOUNT = "devstoreaccount1"
+AZURE_KEY = (  # azurite's published development account key
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+def azurite_binary() -> str:
+    path = AZURITE_DIR / "node_modules" / ".bin" / "azurite-blob"
+    if not path.exists() or shutil.which("node") is None:
+        missing("azurite is not installed: run scripts/install-storage-servers.sh")
+    return str(path)
+
+
+class Azurite:
+    """Microsoft's Azure Storage emulator (Blob service only) on loopback, Shared Key auth with
+    the well-known development account; containers made public-read serve anonymous GETs."""
+
+    scheme = "az"
+
+    def __init__(self, workdir: Path | None = None) -> None:
+        self.binary = azurite_binary()  # first: a missing server leaves no directory behind
+        self._own_dir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="azurite-"))
+        self.data = self.workdir / "data"
+        self.data.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}/{AZURE_ACCOUNT}"
+        self.env = {
+            "AZURE_STORAGE_ACCOUNT_NAME": AZURE_ACCOUNT,
+            "AZURE_STORAGE_ACCOUNT_KEY": AZURE_KEY,
+            "AZURE_STORAGE_ENDPOINT": self.endpoint,
+        }
+        self._process = _Process(self.workdir, "azurite", signal.SIGINT)  # SIGTERM: ignored
+
+    @property
+    def startup_seconds(self) -> float:
+        return self._process.startup_seconds
+
+    def start(self) -> None:
+        if self._process.proc is None:
+            argv = [
+                self.binary,
+                "--blobHost=127.0.0.1",
+                f"--blobPort={self.port}",
+                f"--location={self.data}",
+                f"--debug={self.workdir / 'debug.log'}",
+                "--skipApiVersionCheck",
+                "--disableProductStyleUrl",
+            ]
+            self._process.spawn(argv, self.port)
+
+    def stop(self) -> None:
+        self._process.kill()
+
+    def close(self) -> None:
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def location(self, bucket: str, prefix: str = "") -> str:
+        return f"az://{bucket}" + (f"/{prefix}" if prefix else "")
+
+    def create_bucket(self, bucket: str, *, public_read: bool = False) -> None:
+        """Create the container (Shared Key signed); ``public_read`` sets blob-level public
+        access so anonymous GETs of blobs work."""
+        url = f"{self.endpoint}/{bucket}?restype=container"
+        extra = {"x-ms-blob-public-access": "blob"} if public_read else {}
+        headers = azure_shared_key_headers(
+            "PUT", url, account=AZURE_ACCOUNT, key_b64=AZURE_KEY, extra=extra
+        )
+        status, _, body = http("PUT", url, headers=headers)
+        if status not in (201, 409):
+            raise RuntimeError(f"create container {bucket}: {status} {body[:300]!r}")
+
+    def public_base_url(self, bucket: str) -> str:
+        return f"{self.endpoint}/{bucket}"
+
+
+class FakeGCS:
+    """The GCS protocol fake (:mod:`tests.storage_support.fake_gcs`) as a subprocess: no GCS
+    emulator serves obstore's calls, so this checks our wiring only, not Google's servers."""
+
+    scheme = "gs"
+
+    def __init__(self, workdir: Path | None = None) -> None:
+        self._own_dir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="fakegcs-"))
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.env = {"STORAGE_EMULATOR_HOST": self.endpoint}
+        self._process = _Process(self.workdir, "fake-gcs")
+
+    @property
+    def startup_seconds(self) -> float:
+        return self._process.startup_seconds
+
+    def start(self) -> None:
+        if self._process.proc is None:
+            argv = [sys.executable, "-m", "tests.storage_support.fake_gcs"]
+            argv += ["--port", str(self.port), "--dir", str(self.workdir / "data")]
+            env = {**os.environ, "PYTHONPATH": str(REPO)}
+            self._process.spawn(argv, self.port, env)
+
+    def stop(self) -> None:
+        self._process.kill()
+
+    def close(self) -> None:
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def location(self, bucket: str, prefix: str = "") -> str:
+        return f"gs://{bucket}" + (f"/{prefix}" if prefix else "")
+
+    def create_bucket(self, bucket: str, *, public_read: bool = False) -> None:
+        body = json.dumps({"name": bucket}).encode()
+        url = f"{self.endpoint}/storage/v1/b"
+        status, _, reply = http(
+            "POST", url, headers={"Content-Type": "application/json"}, body=body
+        )
+        if status != 200:
+            raise RuntimeError(f"create bucket {bucket}: {status} {reply[:300]!r}")
 
     def public_base_url(self, bucket: str) -> str:
         return f"{self.endpoint}/{bucket}"
