@@ -46,6 +46,7 @@ from spire_oidc.sources.base import Source
 
 if TYPE_CHECKING:
     from spire_oidc.sources.agent_channel import AgentChannel
+    from spire_oidc.storage.base import ObjectStore
 
 log = structlog.get_logger("spire_oidc")
 
@@ -137,6 +138,7 @@ def choose_listener(
         return AcmeService(
             config.acme,
             config.domains,
+            store=acme_store(config.acme.storage),
             state=state,
             clock=clock,
             server=main_server(cap),
@@ -148,6 +150,24 @@ def choose_listener(
     if config.serving_svid is not None:  # gRPC and spiffe are imported only in this mode
         return svid_listener(config, main_server(cap), timeouts, state, clock, cap, channel)
     raise StartupError("no listener configured")
+
+
+def acme_store(storage: str) -> ObjectStore | None:
+    """The replicas' shared store for ``acme.storage`` (None: the local ``cache_dir``).
+
+    Opening makes no request; the cloud client (obstore) is imported only for cloud URLs. An
+    environment that cannot work (half a key pair, a bad endpoint) stops start-up.
+    """
+    if not storage:
+        return None
+    from spire_oidc.config.storage_url import parse_storage_url
+    from spire_oidc.storage.base import StorageError
+    from spire_oidc.storage.open import open_store
+
+    try:
+        return open_store(parse_storage_url(storage))
+    except (StorageError, ValueError) as exc:
+        raise StartupError(f"acme.storage {storage}: {exc}") from exc
 
 
 def svid_listener(

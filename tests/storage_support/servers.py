@@ -99,9 +99,12 @@ class StorageServer(Protocol):
 class _Process:
     """A subprocess with its log file, started and stopped on demand."""
 
-    def __init__(self, workdir: Path, name: str, stop_signal: int = signal.SIGTERM) -> None:
+    def __init__(
+        self, workdir: Path, name: str, stop_signal: int = signal.SIGTERM, grace: float = 10.0
+    ) -> None:
         self.workdir = workdir
         self.stop_signal = stop_signal
+        self.grace = grace
         self.log = workdir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.startup_seconds = 0.0
@@ -126,14 +129,14 @@ class _Process:
             raise
         self.startup_seconds = time.monotonic() - started
 
-    def kill(self, timeout: float = 10.0) -> None:
+    def kill(self) -> None:
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, self.stop_signal)
         try:
-            proc.wait(timeout)
+            proc.wait(self.grace)
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -312,7 +315,9 @@ class Azurite:
             "AZURE_STORAGE_ACCOUNT_KEY": AZURE_KEY,
             "AZURE_STORAGE_ENDPOINT": self.endpoint,
         }
-        self._process = _Process(self.workdir, "azurite", signal.SIGINT)  # SIGTERM: ignored
+        # SIGTERM is ignored; SIGINT waits for idle keep-alive connections (10 s): then kill.
+        # Blobs are on disk as soon as they are written, so a kill loses nothing.
+        self._process = _Process(self.workdir, "azurite", signal.SIGINT, grace=1.0)
 
     @property
     def startup_seconds(self) -> float:

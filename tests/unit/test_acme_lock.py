@@ -171,3 +171,18 @@ def test_a_lease_below_one_second_is_refused() -> None:
     """The minimum lease is 1 s (small values are for tests only)."""
     with pytest.raises(ValueError, match="at least"):
         StorageLock(MemoryStore(), KEY, lease=0.5, clock=FakeClock())
+
+
+async def test_a_release_after_a_failed_order_shares_its_backoff() -> None:
+    """A lock released with retry_in is not taken by another replica before that delay has
+    passed on its own clock (the CA is not asked again by each replica in turn)."""
+    store, clock = MemoryStore(), FakeClock()
+    a, b = _lock(store, clock, "a"), _lock(store, clock, "b")
+    assert await a.try_acquire()
+    await a.release(retry_in=60.0)
+    assert _record(store).state == "released" and _record(store).retry_in == 60.0
+    assert not await b.try_acquire()
+    clock.advance(59)
+    assert not await b.try_acquire()
+    clock.advance(1)
+    assert await b.try_acquire() and b.takeovers == 0

@@ -167,3 +167,28 @@ async def test_multiprocess_cas_counter_is_exact(tmp_path: Path) -> None:
         assert await asyncio.wait_for(proc.wait(), 120) == 0
     got = await store.get("counter")
     assert got is not None and got.data == b"200"
+
+
+async def test_breaking_a_stale_mutex_never_steals_a_fresh_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If a fresh holder replaced the stale mutex between our read and our rename, the fresh
+    mutex is put back untouched."""
+    store = FileStore(str(tmp_path))
+    await store.put("k", b"v")
+    lock = lock_path(tmp_path, "k")
+    fresh = f"otherhost:2 fresh {time.time() + 60:.3f}\n".encode()
+    lock.write_bytes(fresh)
+    stale = f"deadhost:1 stale {time.time() - 1:.3f}\n".encode()
+    real_read = FileStore._read_small
+    calls = 0
+
+    def read_small(path: str) -> bytes | None:
+        nonlocal calls
+        calls += 1
+        return stale if calls == 1 else real_read(path)  # the first read saw the stale one
+
+    monkeypatch.setattr(FileStore, "_read_small", staticmethod(read_small))
+    store._break_if_stale(str(lock))
+    assert lock.read_bytes() == fresh
+    assert sorted(p.name for p in lock.parent.iterdir()) == [lock.name]

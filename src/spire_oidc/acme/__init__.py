@@ -13,4 +13,7 @@
 ``order``        one certificate order, paced from the event loop
 ``manager``      the per-name loop: load from cache, order, install, renew, back off
 ``service``      the composition used by the daemon: bind, serve, start, stop
+``shared``       ``acme.storage`` (replicas): the layout, the cache and challenge answers on it
+``lock``         the replicas' order lock (conditional writes, takeover after an observed lease)
+``replicas``     the per-name loop with shared storage: one replica orders, all install
 """

@@ -45,6 +45,7 @@ RELEASED: Final = "released"
 MIN_LEASE: Final = 1.0
 RENEW_FRACTION: Final = 1 / 3  # renew every lease / 3
 GIVE_UP_FRACTION: Final = 0.8  # a holder that could not renew for 0.8 lease stops
+RELEASE_TIMEOUT: Final = 5.0
 
 
 class LockLost(ProviderError):
@@ -59,6 +60,7 @@ class LockRecord:
     state: str  # HELD or RELEASED
     lease_seconds: float
     written_at: float  # the writer's wall clock: for humans, never compared
+    retry_in: float = 0.0  # released after a failed order: nobody takes it for this long
 
     def encode(self) -> bytes:
         return json.dumps(
@@ -67,6 +69,7 @@ class LockRecord:
                 "state": self.state,
                 "lease_seconds": self.lease_seconds,
                 "written_at": self.written_at,
+                "retry_in": self.retry_in,
             },
             sort_keys=True,
         ).encode()
@@ -81,6 +84,7 @@ class LockRecord:
                 str(raw["state"]),
                 float(raw["lease_seconds"]),
                 float(raw.get("written_at", 0.0)),
+                float(raw.get("retry_in", 0.0)),
             )
         except (ValueError, KeyError, TypeError):
             return None
@@ -119,8 +123,8 @@ class StorageLock:
     def held(self) -> bool:
         return self._etag is not None
 
-    def _record(self, state: str) -> bytes:
-        return LockRecord(self.owner, state, self.lease, self._clock.now()).encode()
+    def _record(self, state: str, retry_in: float = 0.0) -> bytes:
+        return LockRecord(self.owner, state, self.lease, self._clock.now(), retry_in).encode()
 
     async def try_acquire(self) -> bool:
         """Take the lock if it is free, released, or dead for a full observed lease.
@@ -134,18 +138,24 @@ class StorageLock:
         if current is None:
             return await self._take(None)
         record = LockRecord.decode(current.data)
-        if record is not None and (record.state == RELEASED or record.owner == self.owner):
+        released = record is not None and record.state == RELEASED
+        if record is not None and record.owner == self.owner:
+            return await self._take(current.etag)
+        if released and record is not None and record.retry_in <= 0:
             return await self._take(current.etag)
         now = self._clock.monotonic()
         if self._seen is None or self._seen[0] != current.etag:
             self._seen = (current.etag, now)  # a new write: the window starts again
             return False
-        lease = max(self.lease, record.lease_seconds if record is not None else 0.0)
+        if released and record is not None:  # the last order failed: its backoff is shared
+            window = record.retry_in
+        else:
+            window = max(self.lease, record.lease_seconds if record is not None else 0.0)
         watched = now - self._seen[1]
-        if watched < lease:
+        if watched < window:
             return False
         taken = await self._take(current.etag)
-        if taken:
+        if taken and not released:
             self.takeovers += 1
             log.warning(
                 "acme_lock_taken_over",
@@ -183,13 +193,21 @@ class StorageLock:
         """True when the last successful write is too old to keep working under the lock."""
         return self._clock.monotonic() - self._last_write >= GIVE_UP_FRACTION * self.lease
 
-    async def release(self) -> None:
-        """Mark the lock released (IfMatch); a lost condition or a store failure is logged."""
+    async def release(self, *, retry_in: float = 0.0) -> None:
+        """Mark the lock released (IfMatch); a lost condition or a store failure is logged.
+
+        ``retry_in`` > 0 (after a failed order): the other replicas wait that long, on their
+        own clocks from when they first see this release, before taking the lock: the failure
+        backoff is shared, so a CA that refuses is not asked again by every replica in turn.
+        """
         etag, self._etag = self._etag, None
         if etag is None:
             return
         try:
-            await self.store.put(self.key, self._record(RELEASED), mode=IfMatch(etag))
+            async with asyncio.timeout(RELEASE_TIMEOUT):
+                await self.store.put(self.key, self._record(RELEASED, retry_in), mode=IfMatch(etag))
+        except TimeoutError:  # the lease runs out on its own
+            log.warning("acme_lock_release_failed", lock=self.key, reason="unreachable")
         except PreconditionFailed:
             log.warning("acme_lock_release_lost", lock=self.key)
         except StorageError as exc:
@@ -200,21 +218,37 @@ class StorageLock:
         while True:
             await self._clock.sleep(self.lease * RENEW_FRACTION)
             try:
-                await self.renew()
+                async with asyncio.timeout(self.lease * RENEW_FRACTION):
+                    await self.renew()
+            except TimeoutError:
+                if self.expired_locally():
+                    self._etag = None
+                    raise LockLost(f"{self.key}: could not renew (timed out)") from None
+                log.warning("acme_lock_renew_failed", lock=self.key, reason="unreachable")
             except StorageError as exc:
                 if self.expired_locally():
                     self._etag = None
                     raise LockLost(f"{self.key}: could not renew ({exc.reason})") from exc
                 log.warning("acme_lock_renew_failed", lock=self.key, reason=exc.reason)
 
-    async def run(self, work: Callable[[], Awaitable[T]]) -> T:
+    async def run(
+        self,
+        work: Callable[[], Awaitable[T]],
+        *,
+        retry_in: Callable[[BaseException], float] | None = None,
+    ) -> T:
         """Run ``work()`` under the (held) lock, renewing it; if the lock is lost the work is
-        cancelled at once and :class:`LockLost` is raised. The lock is released afterwards."""
+        cancelled at once and :class:`LockLost` is raised. The lock is released afterwards
+        (with ``retry_in(exc)`` when the work raised ``exc``)."""
+        pause = 0.0
         keeper = asyncio.create_task(self.keep(), name=f"lock:{self.key}")
         job = asyncio.ensure_future(work())
         try:
             done, _ = await asyncio.wait({keeper, job}, return_when=asyncio.FIRST_COMPLETED)
             if job in done:
+                exc = job.exception()
+                if exc is not None and retry_in is not None:
+                    pause = retry_in(exc)
                 return job.result()
             job.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -222,9 +256,9 @@ class StorageLock:
             keeper.result()  # raises LockLost
             raise LockLost(f"{self.key}: the lock keeper stopped")
         finally:
-            for task in (keeper, job):
-                if not task.done():
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, LockLost):
-                        await task
-            await self.release()
+            pending = {task for task in (keeper, job) if not task.done()}
+            for task in pending:
+                task.cancel()
+            if pending:  # a cancellation of this task itself still propagates
+                await asyncio.wait(pending)
+            await self.release(retry_in=pause)

@@ -189,7 +189,11 @@ class Order:
             try:
                 await asyncio.wait_for(publisher.withdraw(typ, ident), WITHDRAW_TIMEOUT)
             except (StorageError, TimeoutError) as exc:
-                log.warning("acme_challenge_withdraw_failed", challenge=typ, error=str(exc))
+                log.warning(
+                    "acme_challenge_withdraw_failed",
+                    challenge=typ,
+                    error=str(exc) or type(exc).__name__,
+                )
 
     async def _await_valid(self, authzr: messages.AuthorizationResource) -> None:
         pause = Backoff(POLL_BACKOFF)

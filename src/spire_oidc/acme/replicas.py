@@ -61,6 +61,8 @@ class Replicas:
         self._rng = rng or random.Random()
         self.locks: dict[str, StorageLock] = {}
         self._busy: dict[str, bool] = {}  # the lock was held by another replica at the last poll
+        self._failures: dict[str, int] = {}  # consecutive failed orders (this replica's)
+        self._delays: dict[str, float] = {}  # the backoff chosen when the last order failed
         self.manager: AcmeManager | None = None
 
     def attach(self, manager: AcmeManager) -> None:
@@ -94,7 +96,7 @@ class Replicas:
     async def maintain(self, name: str) -> None:
         """The loop for ``name`` (runs until cancelled)."""
         storage = Backoff(STORAGE_BACKOFF, self._rng)
-        failures = 0
+        self._failures[name] = 0
         while True:
             try:
                 if not self._due(name):
@@ -110,7 +112,7 @@ class Replicas:
                     continue
                 storage.reset()
                 await self._holding(name)
-                failures = 0
+                self._failures[name] = 0
             except StorageError as exc:
                 delay = storage.next_delay()
                 log.warning(
@@ -123,10 +125,18 @@ class Replicas:
             except LockLost as exc:
                 log.warning("acme_lock_lost", name=name, error=str(exc))
             except AcmeError as exc:
-                failures += 1
-                delay = backoff(failures, exc, self._rng)
-                self._manager().failed(name, exc, failures, delay)
+                delay = self._delays.pop(name, 0.0) or self._retry_in(name, exc)
+                self._manager().failed(name, exc, self._failures[name], delay)
                 await self._clock.sleep(delay)
+
+    def _retry_in(self, name: str, exc: BaseException) -> float:
+        """After a failed order: the backoff, also written into the released lock."""
+        if not isinstance(exc, AcmeError):
+            return 0.0
+        self._failures[name] = self._failures.get(name, 0) + 1
+        delay = backoff(self._failures[name], exc, self._rng)
+        self._delays[name] = delay
+        return delay
 
     def _until_due_or_poll(self, name: str) -> float:
         left = self._manager().renew_at[name] - self._clock.now()
@@ -156,7 +166,9 @@ class Replicas:
         m.metrics.acme_lock_held(name, True)
         log.info("acme_lock_acquired", name=name, lease_seconds=self.lease)
         try:
-            await lock.run(lambda: self._order_or_adopt(name))
+            await lock.run(
+                lambda: self._order_or_adopt(name), retry_in=lambda e: self._retry_in(name, e)
+            )
         finally:
             self.shared.status.locks_held.discard(name)
             m.metrics.acme_lock_held(name, False)
@@ -172,6 +184,9 @@ class Replicas:
             if due_at > now:
                 m.install(name, stored, source="storage (issued by another replica)")
                 return
+            if current is None:  # due, but valid: serve it while the renewal runs
+                m.install(name, stored, source="storage (due for renewal)")
+                current = stored
         entry = await m.obtain(name)
         if not await m.store_entry(name, entry):
             log.error(
