@@ -31,6 +31,7 @@ class PebbleWatch:
     accounts: int = 0
     _offset: int = 0
     _task: asyncio.Task[None] | None = None
+    _stopping: bool = False
 
     def poll(self) -> None:
         if not self.log_path.exists():
@@ -50,7 +51,7 @@ class PebbleWatch:
                 self.accounts = max(self.accounts, int(m.group(1)))
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self.poll()
             await asyncio.sleep(0.02)
 
@@ -59,6 +60,7 @@ class PebbleWatch:
         return self
 
     async def stop(self) -> None:
+        self._stopping = True  # wait_for (3.11) may swallow a cancel: the loop checks this too
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -78,10 +80,11 @@ class SerialWatch:
     first_seen: dict[int, dict[int, float]] = field(default_factory=dict)
     current: dict[int, int] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _stopping: bool = False
 
     async def _watch(self, replica: Replica) -> None:
         seen = self.first_seen.setdefault(replica.index, {})
-        while True:
+        while not self._stopping:
             with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
                 cert = await served_certificate(replica.host, self.port, self.ctx)
                 seen.setdefault(cert.serial_number, time.monotonic())
@@ -94,6 +97,7 @@ class SerialWatch:
         return self
 
     async def stop(self) -> None:
+        self._stopping = True  # wait_for (3.11) may swallow a cancel: loops check this too
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -122,6 +126,7 @@ class HandshakeLoop:
     serials: set[int] = field(default_factory=set)
     kept_requests: int = 0
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _stopping: bool = False
 
     async def _once(self) -> None:
         reader, writer = await asyncio.wait_for(
@@ -140,7 +145,7 @@ class HandshakeLoop:
             raise RuntimeError(f"answer {data[:40]!r}")
 
     async def _new_connections(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self._once()
                 self.ok += 1
@@ -153,7 +158,7 @@ class HandshakeLoop:
             asyncio.open_connection(FRONTEND, self.port, ssl=self.ctx, server_hostname=NAME), 5.0
         )
         try:
-            while True:
+            while not self._stopping:
                 try:
                     writer.write(f"GET /keys HTTP/1.1\r\nHost: {NAME}\r\n\r\n".encode())
                     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
@@ -177,6 +182,7 @@ class HandshakeLoop:
         return self
 
     async def stop(self) -> None:
+        self._stopping = True  # wait_for (3.11) may swallow a cancel: loops check this too
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
