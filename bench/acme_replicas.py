@@ -9,7 +9,7 @@ the orders Pebble received for it (1 is the goal), and the time from Pebble logg
 certificate to each replica serving it (read directly, SNI = the name, every 50 ms); overall,
 the handshakes through the balancer and how many failed.
 
-    python bench/acme_replicas.py [--renewals 5] [--validity 15] [--storage file|s3]
+    python bench/acme_replicas.py [--renewals 5] [--validity 30] [--storage file|s3]
                                   [--challenge tls-alpn-01|http-01] [--lease 4s]
 
 Needs scripts/install-pebble.sh and scripts/install-haproxy.sh (and, for s3, the venv's weed).
@@ -100,7 +100,7 @@ async def run(args: argparse.Namespace, tmp: Path, storage: SharedStorage) -> di
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--renewals", type=int, default=5)
-    parser.add_argument("--validity", type=int, default=15, help="certificate lifetime, seconds")
+    parser.add_argument("--validity", type=int, default=30, help="certificate lifetime, seconds")
     parser.add_argument("--storage", choices=["file", "s3"], default="file")
     parser.add_argument("--challenge", choices=["tls-alpn-01", "http-01"], default="tls-alpn-01")
     parser.add_argument("--lease", default="4s", help="acme.lock_lease")
