@@ -7,6 +7,7 @@ scripts/bootstrap.sh dev
 scripts/install-node-deps.sh  # Node relying-party libraries for tests/interop
 scripts/install-systemd-tools.sh  # systemd-analyze for tests/integration/test_packaging.py
 scripts/install-pebble.sh  # Debian's pebble ACME server for tests/integration/test_acme_*.py
+scripts/install-haproxy.sh  # Debian's haproxy (TCP balancer) for tests/integration/test_acme_replicas.py
 scripts/install-prometheus.sh  # Debian's prometheus + promtool for tests/observability/
 scripts/install-sslyze.sh  # the sslyze TLS scanner (own venv) for test_tls_safety.py
 scripts/install-storage-servers.sh  # azurite (npm) + a check for SeaweedFS, for tests/*/test_storage_*

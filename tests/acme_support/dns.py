@@ -1,4 +1,4 @@
-"""A tiny DNS responder on loopback UDP: every A query gets 127.0.0.1, AAAA gets no answer.
+"""A tiny DNS responder on loopback UDP: every A query gets 127.0.0.1 (or ``address``).
 
 Pebble's VA resolves each identifier through it (``pebble -dnsserver``), so test names such as
 ``oidc.test`` lead back to the provider on this machine and no query leaves loopback. Pebble
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import struct
 from collections.abc import Awaitable, Callable
 from typing import cast
@@ -16,8 +17,8 @@ from typing import cast
 _TYPE_A = 1
 
 
-def answer(query: bytes) -> bytes | None:
-    """The response to one DNS query message (RFC 1035 §4), or None for garbage."""
+def answer(query: bytes, address: str = "127.0.0.1") -> bytes | None:
+    """The response to one DNS query (RFC 1035 §4), or None for garbage; A is ``address``."""
     if len(query) < 12:
         return None
     ident, flags, qdcount = struct.unpack("!HHH", query[:6])
@@ -43,8 +44,8 @@ def answer(query: bytes) -> bytes | None:
     header = struct.pack("!HHHHHH", ident, 0x8000 | 0x0400 | rd | 0x0080, 1, ancount, 0, 0)
     body = question
     if ancount:
-        # NAME (pointer to the question), TYPE A, CLASS IN, TTL 0, RDLENGTH 4, 127.0.0.1
-        body += struct.pack("!HHHIH", 0xC00C, _TYPE_A, 1, 0, 4) + bytes([127, 0, 0, 1])
+        # NAME (pointer to the question), TYPE A, CLASS IN, TTL 0, RDLENGTH 4, the address
+        body += struct.pack("!HHHIH", 0xC00C, _TYPE_A, 1, 0, 4) + socket.inet_aton(address)
     return header + body
 
 
@@ -57,7 +58,7 @@ class _Protocol(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        reply = answer(data)
+        reply = answer(data, self.server.address)
         if reply is None or self.transport is None:
             return
         self.server.queries += 1
@@ -79,9 +80,13 @@ class _Protocol(asyncio.DatagramProtocol):
 
 
 class LoopbackDNS:
-    """Serve :func:`answer` on ``127.0.0.1:<port>`` (UDP) in the running event loop."""
+    """Serve :func:`answer` on ``127.0.0.1:<port>`` (UDP) in the running event loop.
 
-    def __init__(self) -> None:
+    Every A query is answered with ``address`` (a load balancer's, in the replica tests).
+    """
+
+    def __init__(self, address: str = "127.0.0.1") -> None:
+        self.address = address
         self.port = 0
         self.queries = 0
         # Awaited before each answer: a test runs probes while the CA's validation waits on it.

@@ -440,7 +440,11 @@ def test_kubernetes_provider_containers_are_wired(tmp_path: Path) -> None:
     config (from the ConfigMap) is valid, the probes hit the configured health paths and port, the
     socket volume is shared at the configured path, and the container runs as uid 1000 read-only."""
     pods = _pods()
-    assert {p[0] for p in pods} == {"spire-server-sidecar.yaml", "workload-api-deployment.yaml"}
+    assert {p[0] for p in pods} == {
+        "spire-server-sidecar.yaml",
+        "spire-server-sidecar-acme-replicas.yaml",
+        "workload-api-deployment.yaml",
+    }
     for name, pod, config_maps in pods:
         containers = {c["name"]: c for c in pod["containers"]}
         c = containers["oidc-discovery-provider"]
@@ -458,9 +462,17 @@ def test_kubernetes_provider_containers_are_wired(tmp_path: Path) -> None:
         assert ports["health"] == hc.bind_port
         assert c["readinessProbe"]["httpGet"] == {"path": hc.ready_path, "port": "health"}
         assert c["livenessProbe"]["httpGet"] == {"path": hc.live_path, "port": "health"}
-        assert cfg.serving_cert_file is not None
-        assert ports["https"] == cfg.serving_cert_file.port
-        assert str(Path(cfg.serving_cert_file.cert_file_path).parent) in mounts
+        if cfg.acme is not None:  # the replicas' example: ACME with a shared S3 storage
+            assert ports["https"] == cfg.acme.port
+            if "http-01" in cfg.acme.challenges:
+                assert ports["http"] == cfg.acme.http_port
+            assert cfg.acme.storage.startswith("s3://") and not cfg.acme.cache_dir
+            names = {e["name"] for e in c.get("env", [])}
+            assert "AWS_REGION" in names, "obstore needs the bucket's region"
+        else:
+            assert cfg.serving_cert_file is not None
+            assert ports["https"] == cfg.serving_cert_file.port
+            assert str(Path(cfg.serving_cert_file.cert_file_path).parent) in mounts
         socket_path = (
             cfg.source.address.removeprefix("unix://")
             if hasattr(cfg.source, "address")
@@ -480,19 +492,31 @@ def test_kubernetes_provider_containers_are_wired(tmp_path: Path) -> None:
 
 
 def test_kubernetes_services_reach_the_provider() -> None:
-    """Each Service selects the provider's pods and targets its named https port."""
-    selectors = {}
-    for _name, doc in k8s_documents():
+    """Each Service selects the provider's pods (of its own file) and targets its named https
+    port (and its http port, for ACME http-01, only where the provider has one)."""
+    selectors: dict[tuple[str, str], dict[str, str]] = {}
+    port_names: dict[str, set[str]] = {}
+    for name, pod, _cms in _pods():
+        provider = next(c for c in pod["containers"] if c["name"] == "oidc-discovery-provider")
+        port_names[name] = {p["name"] for p in provider["ports"]}
+    for name, doc in k8s_documents():
         if doc["kind"] in ("StatefulSet", "Deployment"):
             labels = doc["spec"]["template"]["metadata"]["labels"]
-            selectors[doc["metadata"]["namespace"]] = labels
-    services = [doc for _n, doc in k8s_documents() if doc["kind"] == "Service"]
+            selectors[(name, doc["metadata"]["namespace"])] = labels
+    services = [(name, doc) for name, doc in k8s_documents() if doc["kind"] == "Service"]
     assert len(services) >= 3
-    for svc in services:
+    for name, svc in services:
         ns = svc["metadata"]["namespace"]
         selector = svc["spec"]["selector"]
-        assert selector.items() <= selectors[ns].items(), svc
-        assert [p["targetPort"] for p in svc["spec"]["ports"]] == ["https"]
+        if (name, ns) not in selectors:  # a Service in a file of its own (e.g. the Ingress one)
+            candidates = [labels for (_f, n), labels in selectors.items() if n == ns]
+            assert any(selector.items() <= labels.items() for labels in candidates), svc
+        else:
+            assert selector.items() <= selectors[(name, ns)].items(), svc
+        targets = [p["targetPort"] for p in svc["spec"]["ports"]]
+        assert targets[0] == "https" and set(targets) <= {"https", "http"}, svc
+        if "http" in targets:
+            assert "http" in port_names[name], (name, svc)
 
 
 # -- release hygiene ----------------------------------------------------------------------------------
