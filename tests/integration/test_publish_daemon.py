@@ -49,6 +49,7 @@ async def test_rotation_reaches_listener_and_store(
     agent.serve("k1")
     p: Provider = await run_provider(publish_config(agent.fake.socket_path, f"file://{out}"))
     await wait_for(lambda: stored_kids(out) == ["k1"], what="k1 published")
+    await wait_for((out / DISCOVERY_PATH).exists, what="discovery published (after the JWKS)")
     discovery = json.loads((out / DISCOVERY_PATH).read_bytes())
     assert discovery["issuer"] == ISSUER and discovery["jwks_uri"] == ISSUER + "/keys"
     agent.serve("k1", "k2")
@@ -103,6 +104,7 @@ async def test_published_bytes_are_what_the_listener_serves_for_the_issuer(
     )
     p: Provider = await run_provider(config)
     await wait_for(lambda: stored_kids(out) == ["a1", "b2"], what="published")
+    await wait_for((out / DISCOVERY_PATH).exists, what="discovery published (after the JWKS)")
     port = p.addresses[0].rpartition(":")[2]
     listener = f"http://localhost:{port}"
 
