@@ -250,6 +250,33 @@ def serve(config_path: str, *, expand: bool, err: TextIO) -> int:
 def main(
     argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
+    code = _main(argv, out, err)
+    if argv is None and "obstore" in sys.modules:  # the process entry point, after object storage
+        _exit_now(code)
+    return code
+
+
+def _exit_now(code: int) -> None:
+    """Exit without interpreter finalisation, once logs and output are flushed.
+
+    obstore runs a Tokio runtime whose worker threads are never shut down: when one of them is
+    still busy as ``Py_Finalize`` tears the interpreter down, it panics and the process dies of
+    SIGABRT (exit 134) although everything it did succeeded (observed here about one run in
+    three after a failed request; the same defect is known in other PyO3 + Tokio clients).
+    Nothing is left to do at this point but what ``atexit`` would run: flush and close the log
+    handlers and the standard streams, then leave with the real exit code.
+    """
+    import contextlib
+    import logging
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # closed or broken: nothing to save
+            stream.flush()
+    os._exit(code)
+
+
+def _main(argv: Sequence[str] | None, out: TextIO | None, err: TextIO | None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
     args = list(sys.argv[1:] if argv is None else argv)
