@@ -5,7 +5,7 @@ every backend address (127.0.0.11-13). ``mode tcp`` (TLS passes through untouche
 ALPN reach the replica), ``option redispatch 1`` with ``retries`` and a short connect timeout (a
 refused connection is retried on the next replica after ~0.2 s) and **no active health checks**:
 with checks, replicas that just started are marked down for a while and the CA's three
-concurrent validations land on one replica only (/work/shared/spec/test-servers.md). Every
+concurrent validations land on one replica only (test-servers.md in the shared spec). Every
 connection is logged (``option tcplog`` to stdout) so a test can see where connections went.
 """
 

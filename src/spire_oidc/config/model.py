@@ -59,16 +59,8 @@ DEFAULT_STATE_MAX_AGE = 24 * 3600.0
 DEFAULT_MAX_CONNECTIONS = 10000
 DEFAULT_SERVING_ADDR = ":443"
 # logrus.ParseLevel's names (case-insensitive) -> the level; "warning" is "warn".
-LOG_LEVELS = {
-    "panic": "panic",
-    "fatal": "fatal",
-    "error": "error",
-    "warn": "warn",
-    "warning": "warn",
-    "info": "info",
-    "debug": "debug",
-    "trace": "trace",
-}
+_LEVELS = ("panic", "fatal", "error", "warn", "info", "debug", "trace")
+LOG_LEVELS = {**{name: name for name in _LEVELS}, "warning": "warn"}
 LOG_FORMATS = {"": "", "TEXT": "text", "JSON": "json"}
 
 S, INT, B, L, BLK, RAW = Kind.STRING, Kind.INT, Kind.BOOL, Kind.STRING_LIST, Kind.BLOCK, Kind.RAW
@@ -255,11 +247,8 @@ class DiscoveryDocumentConfig:
 class PublishConfig:
     """Ours: publish the documents to object storage on every key change (docs/deployment.md)."""
 
-    url: str = key(
-        kind=S,
-        origin=OURS,
-        doc="where to publish: s3://, az://, gs:// or file:// (required)",
-        example="s3://bucket/prefix",
+    url: str = key(  # required
+        kind=S, origin=OURS, doc="s3://, az://, gs:// or file:// URL", example="s3://bucket/prefix"
     )
 
 

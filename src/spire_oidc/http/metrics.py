@@ -179,7 +179,7 @@ class ProviderMetrics:
             self._acme_failures[key] = self._acme_failures.get(key, 0) + 1
 
     def watch_publication(self, status: PublishStatus) -> None:
-        """Export the publisher's status (``publish { url }``; http/publish_metrics.py)."""
+        """Export the publisher's status (``publish { url }``; http/storage_metrics.py)."""
         self._publication = status
 
     def acme_lock_held(self, domain: str, held: bool) -> None:
@@ -363,35 +363,13 @@ class ProviderMetrics:
             acme_failures.add_metric([domain, reason], count)
         yield acme_failures
         if self._publication is not None:
-            from spire_oidc.http.publish_metrics import publish_families
+            from spire_oidc.http.storage_metrics import publish_families
 
             yield from publish_families(self._publication)
         if locks or storage_errors:  # only with acme.storage (replicas)
-            yield from _replica_families(locks, storage_errors)
+            from spire_oidc.http.storage_metrics import replica_families
 
-
-def _replica_families(
-    locks: list[tuple[str, bool]], storage_errors: list[tuple[str, int]]
-) -> Iterator[Metric]:
-    """The ACME replicas' lock gauge and storage error counter."""
-    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-    held = GaugeMetricFamily(
-        f"{PREFIX}_acme_lock_held",
-        "1 while this replica holds the shared ACME order lock for a domain.",
-        labels=["domain"],
-    )
-    for domain, is_held in locks:
-        held.add_metric([domain], 1 if is_held else 0)
-    yield held
-    errors = CounterMetricFamily(
-        f"{PREFIX}_acme_storage_errors",
-        "Failed calls to the replicas' shared ACME storage, by reason.",
-        labels=["reason"],
-    )
-    for reason, count in storage_errors:
-        errors.add_metric([reason], count)
-    yield errors
+            yield from replica_families(locks, storage_errors)
 
 
 def _by_code(name: str, doc: str, label: str, counts: dict[tuple[str, int], int]) -> Metric:

@@ -1,7 +1,11 @@
-"""The publication's metric families (``publish { url }``), built at scrape time from the
-publisher's :class:`~spire_oidc.core.publication.PublishStatus` (:mod:`spire_oidc.http.metrics`
-yields them when a publication is watched). Labels are bounded: the failure reasons are
-:data:`~spire_oidc.core.publication.FAILURE_REASONS`, the outcomes a fixed triple.
+"""The metric families of object storage, built at scrape time (:mod:`spire_oidc.http.metrics`
+yields them when configured):
+
+* the publication's (``publish { url }``), from the publisher's
+  :class:`~spire_oidc.core.publication.PublishStatus`; labels are bounded: the failure reasons
+  are :data:`~spire_oidc.core.publication.FAILURE_REASONS`, the outcomes a fixed triple;
+* the ACME replicas' (``acme.storage``): the order-lock gauge and the storage error counter
+  (the storage layer's fixed reason vocabulary).
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from spire_oidc.core.publication import FAILURE_REASONS, LAG_BUCKETS, PublishSta
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
-PREFIX = "spire_oidc_publish"
+METRICS_PREFIX = "spire_oidc"
+PREFIX = f"{METRICS_PREFIX}_publish"
 
 
 def publish_families(status: PublishStatus) -> Iterator[Metric]:
@@ -68,3 +73,27 @@ def publish_families(status: PublishStatus) -> Iterator[Metric]:
         buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
     lag.add_metric([], buckets, status.lag.total)
     yield lag
+
+
+def replica_families(
+    locks: list[tuple[str, bool]], storage_errors: list[tuple[str, int]]
+) -> Iterator[Metric]:
+    """The ACME replicas' lock gauge and storage error counter."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    held = GaugeMetricFamily(
+        f"{METRICS_PREFIX}_acme_lock_held",
+        "1 while this replica holds the shared ACME order lock for a domain.",
+        labels=["domain"],
+    )
+    for domain, is_held in locks:
+        held.add_metric([domain], 1 if is_held else 0)
+    yield held
+    errors = CounterMetricFamily(
+        f"{METRICS_PREFIX}_acme_storage_errors",
+        "Failed calls to the replicas' shared ACME storage, by reason.",
+        labels=["reason"],
+    )
+    for reason, count in storage_errors:
+        errors.add_metric([reason], count)
+    yield errors
