@@ -157,7 +157,10 @@ async def test_renewal_places_one_order_and_every_replica_swaps_without_a_failed
     assert codes == {1: 0, 2: 0, 3: 0}, logs
 
 
-KILL_VALIDITY = 30  # renewal at 20-21 s; the old certificate is still valid for 9 s after it
+# Renewal at 30-31.5 s; the old certificate stays valid for ~14 s after it, room for the
+# takeover: first sight of the lock (a 3-5 s poll), a full unchanged lease, the next poll, then
+# a fresh order (with 30 s certificates, 9 s, a loaded full run once saw it expire first).
+KILL_VALIDITY = 45
 KILL_LEASE = 3.0
 
 
