@@ -15,7 +15,6 @@ import asyncio
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -23,6 +22,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
+from tests.acme_support.pebble import terminate
 
 
 def haproxy_binary() -> str:
@@ -145,15 +146,8 @@ class HAProxy:
         return self
 
     def stop(self) -> None:
-        if self._proc is None:
-            return
-        if self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(5)
+        if self._proc is not None:
+            terminate(self._proc)
         self._proc = None
 
     def log_text(self) -> str:

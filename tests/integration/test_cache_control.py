@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 from multidict import CIMultiDict
 
 from spire_oidc.config.model import CacheControlConfig
@@ -21,12 +18,9 @@ from spire_oidc.core.documents import DiscoveryOptions
 from spire_oidc.core.keys import KeySet, key_from_jwk
 from spire_oidc.core.store import KeyStore
 from spire_oidc.daemon import Provider
-from spire_oidc.http.adapter import FastServer, FullServer
-from spire_oidc.http.listeners import start_sites
 from spire_oidc.http.responses import CachePolicy
-from spire_oidc.http.server import build_main_server
-from spire_oidc.http.timeouts import Timeouts
-from spire_oidc.http.web import ProviderHandler, WebSettings
+from spire_oidc.http.web import WebSettings
+from tests.integration.pair_support import Pair, serve_pair
 from tests.integration.support import file_config, get, parse_response, tcp_target, wait_for
 from tests.keyfactory import bundle_bytes, ec_key, public_jwk, rsa_key
 
@@ -43,38 +37,12 @@ SPIRE_KEYS = {
 _DATE = re.compile(rb"\r\nDate: [^\r]+\r\n")
 
 
-@dataclass
-class Pair:
-    """One policy, the same handler behind the fast path and behind plain aiohttp."""
-
-    fast: tuple[str, int]
-    full: tuple[str, int]
-    server: FastServer
-    store: KeyStore
-
-    @property
-    def both(self) -> tuple[tuple[str, int], tuple[str, int]]:
-        return (self.fast, self.full)
-
-
-async def _serve(server: web.Server) -> tuple[web.ServerRunner, tuple[str, int]]:
-    runner = web.ServerRunner(server)
-    await runner.setup()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    sock.setblocking(False)
-    await start_sites(runner, [sock])
-    host, port = sock.getsockname()
-    return runner, (host, port)
-
-
 MakePair = Callable[..., Awaitable[Pair]]
 
 
 @pytest.fixture
 async def make_pair() -> AsyncIterator[MakePair]:
-    runners: list[web.ServerRunner] = []
+    pairs: list[Pair] = []
 
     async def _make(
         policy: CachePolicy, *, keys: bool = True, discovery: DiscoveryOptions | None = None
@@ -95,25 +63,13 @@ async def make_pair() -> AsyncIterator[MakePair]:
             cache=policy,
             discovery=discovery or DiscoveryOptions(),
         )
-        fast = build_main_server(
-            ProviderHandler(settings, store),
-            timeouts=Timeouts(),
-            cap=None,
-            observer=None,
-            log_requests=False,
-        )
-        assert isinstance(fast, FastServer)
-        full = FullServer(
-            ProviderHandler(settings, store), timeouts=Timeouts(), cap=None, access_log=None
-        )
-        fast_runner, fast_addr = await _serve(fast)
-        full_runner, full_addr = await _serve(full)
-        runners.extend((fast_runner, full_runner))
-        return Pair(fast_addr, full_addr, fast, store)
+        served = await serve_pair(settings, store)
+        pairs.append(served)
+        return served
 
     yield _make
-    for runner in runners:
-        await runner.cleanup()
+    for served in pairs:
+        await served.close()
 
 
 async def _raw(addr: tuple[str, int], request: bytes) -> bytes:

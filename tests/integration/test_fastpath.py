@@ -8,23 +8,19 @@ import re
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import trustme
-from aiohttp import web
 
 from spire_oidc.config.model import Config, ServingCertFileConfig
 from spire_oidc.core.clock import SystemClock
 from spire_oidc.core.keys import KeySet, key_from_jwk
 from spire_oidc.core.store import KeyStore
 from spire_oidc.daemon import Provider, run_blocking
-from spire_oidc.http.adapter import FastServer, FullServer
-from spire_oidc.http.listeners import start_sites
-from spire_oidc.http.server import build_main_server
 from spire_oidc.http.timeouts import DEFAULT_TIMEOUTS, Timeouts
-from spire_oidc.http.web import ProviderHandler, WebSettings
+from spire_oidc.http.web import WebSettings
+from tests.integration.pair_support import Pair, serve_pair
 from tests.integration.support import file_config, get, parse_response, tcp_target, wait_for
 from tests.keyfactory import bundle_bytes, ec_key, public_jwk, rsa_key
 
@@ -42,50 +38,14 @@ def _keyset(*jwks: dict[str, str]) -> KeySet:
     return KeySet(tuple(key_from_jwk(j) for j in jwks))
 
 
-@dataclass
-class Pair:
-    """The same handler behind the fast path and behind plain aiohttp."""
-
-    fast: tuple[str, int]
-    full: tuple[str, int]
-    server: FastServer
-    store: KeyStore
-
-
-async def _serve(server: web.Server) -> tuple[web.ServerRunner, tuple[str, int]]:
-    runner = web.ServerRunner(server)
-    await runner.setup()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    sock.setblocking(False)
-    await start_sites(runner, [sock])
-    host, port = sock.getsockname()
-    return runner, (host, port)
-
-
 @pytest.fixture
 async def pair() -> AsyncIterator[Pair]:
     store = KeyStore(set_key_use=False, clock=SystemClock())
     store.publish(_keyset(public_jwk("kid-a", ec_key()), public_jwk("kid-b", rsa_key())))
     settings = WebSettings(domains=("localhost", "domain.test"), allow_insecure_scheme=True)
-    fast = build_main_server(
-        ProviderHandler(settings, store),
-        timeouts=Timeouts(),
-        cap=None,
-        observer=None,
-        log_requests=False,
-    )
-    assert isinstance(fast, FastServer)
-    # The same aiohttp path without the fast path in front.
-    full = FullServer(
-        ProviderHandler(settings, store), timeouts=Timeouts(), cap=None, access_log=None
-    )
-    fast_runner, fast_addr = await _serve(fast)
-    full_runner, full_addr = await _serve(full)
-    yield Pair(fast_addr, full_addr, fast, store)
-    await fast_runner.cleanup()
-    await full_runner.cleanup()
+    served = await serve_pair(settings, store)
+    yield served
+    await served.close()
 
 
 async def _exchange(addr: tuple[str, int], data: bytes, *, responses: int = 1) -> bytes:
